@@ -1,0 +1,50 @@
+using TorchSharp;
+
+namespace ModelParallel.Communication
+{
+    /// <summary>How a reduction combines the ranks' values.</summary>
+    public enum ReduceOp
+    {
+        /// <summary>Elementwise sum.</summary>
+        Sum,
+        /// <summary>Elementwise mean over the ranks (floating-point tensors only).</summary>
+        Average,
+        /// <summary>Elementwise maximum.</summary>
+        Max,
+    }
+
+    /// <summary>
+    /// The collectives of one group of ranks. Every rank of the group must issue the same collectives
+    /// in the same order with the same shapes and dtypes; in-process groups check this and fail with
+    /// <see cref="CollectiveMismatchException"/> instead of hanging.
+    /// </summary>
+    public interface ICommunicator
+    {
+        /// <summary>This rank's index within the group.</summary>
+        int Rank { get; }
+
+        /// <summary>The number of ranks in the group.</summary>
+        int Size { get; }
+
+        /// <summary>Reduces <paramref name="tensor"/> over the group, in place on every rank.</summary>
+        void AllReduce(torch.Tensor tensor, ReduceOp op = ReduceOp.Sum);
+
+        /// <summary>Concatenates every rank's equally shaped <paramref name="tensor"/> along <paramref name="dim"/>, in rank order.</summary>
+        torch.Tensor AllGather(torch.Tensor tensor, long dim);
+
+        /// <summary>Reduces over the group and returns this rank's slice of the result along <paramref name="dim"/>.</summary>
+        torch.Tensor ReduceScatter(torch.Tensor tensor, long dim, ReduceOp op = ReduceOp.Sum);
+
+        /// <summary>Copies <paramref name="root"/>'s tensor into every rank's <paramref name="tensor"/>, in place.</summary>
+        void Broadcast(torch.Tensor tensor, int root);
+
+        /// <summary>Returns once every rank of the group has arrived.</summary>
+        void Barrier();
+
+        /// <summary>Sends a copy of <paramref name="tensor"/> to <paramref name="destination"/>.</summary>
+        void Send(torch.Tensor tensor, int destination, int tag = 0);
+
+        /// <summary>Receives a tensor sent by <paramref name="source"/> into <paramref name="into"/> (same shape and dtype).</summary>
+        void Receive(torch.Tensor into, int source, int tag = 0);
+    }
+}

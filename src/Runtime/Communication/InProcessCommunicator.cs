@@ -1,0 +1,179 @@
+using System;
+using System.Linq;
+using TorchSharp;
+
+namespace ModelParallel.Communication
+{
+    /// <summary>
+    /// Collectives between ranks that are threads of one process. Every collective first compares the
+    /// ranks' signatures (operation, dtype, shape, sequence number) and throws
+    /// <see cref="CollectiveMismatchException"/> on a difference, so a wrong program fails instead of hanging.
+    /// Reductions sum in rank order, so every rank gets bitwise the same result.
+    /// </summary>
+    public sealed class InProcessCommunicator : ICommunicator
+    {
+        private readonly InProcessGroup group;
+        private long sequence;
+
+        internal InProcessCommunicator(InProcessGroup group, int rank)
+        {
+            this.group = group;
+            Rank = rank;
+        }
+
+        /// <inheritdoc/>
+        public int Rank { get; }
+
+        /// <inheritdoc/>
+        public int Size => group.Size;
+
+        /// <inheritdoc/>
+        public void AllReduce(torch.Tensor tensor, ReduceOp op = ReduceOp.Sum)
+        {
+            CheckReduction(tensor, op);
+            using var noGrad = torch.no_grad();
+            var work = tensor.is_contiguous() ? tensor : tensor.contiguous();
+            var flat = work.view(-1);
+            Meet(Describe("AllReduce", tensor, op.ToString()), flat);
+
+            // Each rank reduces one chunk of the flattened tensor over all ranks, then copies every chunk back.
+            var (start, length) = Chunk(flat.numel(), Size, Rank);
+            var reduced = Reduce(k => ((torch.Tensor)group.Inputs[k]!).narrow(0, start, length), op);
+            group.Outputs[Rank] = reduced;
+            group.Arrive(Rank, "AllReduce");
+            for (int k = 0; k < Size; k++)
+            {
+                var (s, l) = Chunk(flat.numel(), Size, k);
+                if (l > 0) flat.narrow(0, s, l).copy_((torch.Tensor)group.Outputs[k]!);
+            }
+            group.Arrive(Rank, "AllReduce");
+            reduced.Dispose();
+            if (!ReferenceEquals(work, tensor)) tensor.copy_(work);
+        }
+
+        /// <inheritdoc/>
+        public torch.Tensor AllGather(torch.Tensor tensor, long dim)
+        {
+            using var noGrad = torch.no_grad();
+            var axis = NormalizeDim(tensor, dim);
+            Meet(Describe("AllGather", tensor, $"dim {axis}"), tensor);
+            var result = torch.cat(Enumerable.Range(0, Size).Select(k => (torch.Tensor)group.Inputs[k]!).ToArray(), axis);
+            group.Arrive(Rank, "AllGather");
+            return result;
+        }
+
+        /// <inheritdoc/>
+        public torch.Tensor ReduceScatter(torch.Tensor tensor, long dim, ReduceOp op = ReduceOp.Sum)
+        {
+            CheckReduction(tensor, op);
+            using var noGrad = torch.no_grad();
+            var axis = NormalizeDim(tensor, dim);
+            if (tensor.shape[axis] % Size != 0)
+                throw new ArgumentException($"ReduceScatter: dimension {axis} of size {tensor.shape[axis]} is not divisible by the group size {Size} ({group.Name}).", nameof(tensor));
+            Meet(Describe("ReduceScatter", tensor, $"dim {axis}, {op}"), tensor);
+            long part = tensor.shape[axis] / Size;
+            var result = Reduce(k => ((torch.Tensor)group.Inputs[k]!).narrow(axis, Rank * part, part), op).contiguous();
+            group.Arrive(Rank, "ReduceScatter");
+            return result;
+        }
+
+        /// <inheritdoc/>
+        public void Broadcast(torch.Tensor tensor, int root)
+        {
+            if (root < 0 || root >= Size) throw new ArgumentOutOfRangeException(nameof(root), $"Broadcast root {root} is outside the {group.Name} of size {Size}.");
+            using var noGrad = torch.no_grad();
+            Meet(Describe("Broadcast", tensor, $"root {root}"), tensor);
+            if (Rank != root) tensor.copy_((torch.Tensor)group.Inputs[root]!);
+            group.Arrive(Rank, "Broadcast");
+        }
+
+        /// <inheritdoc/>
+        public void Barrier()
+        {
+            var signature = $"Barrier #{sequence++}";
+            Meet(signature, null);
+            group.Arrive(Rank, signature);
+        }
+
+        /// <inheritdoc/>
+        public void Send(torch.Tensor tensor, int destination, int tag = 0)
+        {
+            CheckPeer(destination, "Send to");
+            using var noGrad = torch.no_grad();
+            group.Deliver(Rank, destination, tag, tensor.detach().clone());
+        }
+
+        /// <inheritdoc/>
+        public void Receive(torch.Tensor into, int source, int tag = 0)
+        {
+            CheckPeer(source, "Receive from");
+            using var noGrad = torch.no_grad();
+            using var message = group.Collect(source, Rank, tag);
+            if (!message.shape.SequenceEqual(into.shape) || message.dtype != into.dtype)
+                throw new CollectiveMismatchException(
+                    $"Rank {group.WorldRanks[Rank]} receives into {Shape(into)} but rank {group.WorldRanks[source]} sent {Shape(message)} (tag {tag}, {group.Name}).");
+            into.copy_(message);
+        }
+
+        /// <summary>
+        /// Posts this rank's input, waits for all, and compares signatures. Every collective passes at least
+        /// one more barrier before the next Meet, so no rank overwrites a slot another still reads.
+        /// </summary>
+        private void Meet(string signature, object? input)
+        {
+            group.Inputs[Rank] = input;
+            group.Signatures[Rank] = signature;
+            group.Arrive(Rank, signature);
+            for (int k = 0; k < Size; k++)
+            {
+                if (group.Signatures[k] != signature)
+                    throw new CollectiveMismatchException(
+                        $"Collective mismatch in the {group.Name}: rank {group.WorldRanks[Rank]} issued {signature}, rank {group.WorldRanks[k]} issued {group.Signatures[k]}.");
+            }
+        }
+
+        private string Describe(string operation, torch.Tensor tensor, string detail) =>
+            $"{operation} #{sequence++} of {Shape(tensor)} ({detail})";
+
+        private torch.Tensor Reduce(Func<int, torch.Tensor> slice, ReduceOp op)
+        {
+            var accumulator = slice(0).clone();
+            for (int k = 1; k < Size; k++)
+            {
+                if (op == ReduceOp.Max) accumulator = accumulator.maximum(slice(k));
+                else accumulator.add_(slice(k));
+            }
+            if (op == ReduceOp.Average) accumulator.div_(Size);
+            return accumulator;
+        }
+
+        private void CheckPeer(int peer, string what)
+        {
+            if (peer < 0 || peer >= Size || peer == Rank)
+                throw new ArgumentOutOfRangeException(nameof(peer), $"{what} rank {peer}: not another rank of the {group.Name} (size {Size}, this rank {Rank}).");
+        }
+
+        private static void CheckReduction(torch.Tensor tensor, ReduceOp op)
+        {
+            if (op == ReduceOp.Average && !tensor.is_floating_point())
+                throw new ArgumentException($"ReduceOp.Average needs a floating-point tensor; got {tensor.dtype}.", nameof(op));
+        }
+
+        private static long NormalizeDim(torch.Tensor tensor, long dim)
+        {
+            long axis = dim < 0 ? dim + tensor.dim() : dim;
+            if (axis < 0 || axis >= tensor.dim())
+                throw new ArgumentOutOfRangeException(nameof(dim), $"Dimension {dim} is outside a tensor of shape {Shape(tensor)}.");
+            return axis;
+        }
+
+        internal static (long Start, long Length) Chunk(long count, int parts, int index)
+        {
+            long size = (count + parts - 1) / parts;
+            long start = Math.Min(count, size * index);
+            return (start, Math.Min(size, count - start));
+        }
+
+        private static string Shape(torch.Tensor tensor) => $"{tensor.dtype}[{string.Join(", ", tensor.shape)}]";
+    }
+}

@@ -1,0 +1,120 @@
+using System;
+using System.Collections.Generic;
+using System.Threading;
+
+namespace ModelParallel.Communication
+{
+    /// <summary>
+    /// The meeting point of the threads of one in-process group: a generation barrier that can be
+    /// aborted, slots where ranks post what the others read, and mailboxes for send/receive.
+    /// A barrier never waits forever: it fails when the run is aborted, or when a member of the group
+    /// has already finished its body (it will never arrive).
+    /// </summary>
+    internal sealed class InProcessGroup
+    {
+        private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(50);
+        private readonly object gate = new();
+        private readonly bool[] departed;
+        private readonly Dictionary<(int Source, int Destination, int Tag), Queue<TorchSharp.torch.Tensor>> mailboxes = new();
+        private readonly CancellationToken abort;
+        private int arrived;
+        private long generation;
+
+        public InProcessGroup(string name, int[] worldRanks, CancellationToken abort)
+        {
+            Name = name;
+            WorldRanks = worldRanks;
+            this.abort = abort;
+            departed = new bool[worldRanks.Length];
+            Inputs = new object?[worldRanks.Length];
+            Outputs = new object?[worldRanks.Length];
+            Signatures = new string?[worldRanks.Length];
+        }
+
+        /// <summary>For messages: "tp group of ranks 0,1".</summary>
+        public string Name { get; }
+
+        /// <summary>The world rank of each group rank.</summary>
+        public int[] WorldRanks { get; }
+
+        public int Size => WorldRanks.Length;
+
+        /// <summary>What each rank contributes to the current collective.</summary>
+        public object?[] Inputs { get; }
+
+        /// <summary>What each rank computed for the others in the current collective.</summary>
+        public object?[] Outputs { get; }
+
+        /// <summary>Each rank's description of the collective it is in, compared at the first barrier.</summary>
+        public string?[] Signatures { get; }
+
+        /// <summary>Waits until every rank of the group has arrived.</summary>
+        public void Arrive(int rank, string what)
+        {
+            lock (gate)
+            {
+                long mine = generation;
+                if (++arrived == Size)
+                {
+                    arrived = 0;
+                    generation++;
+                    Monitor.PulseAll(gate);
+                    return;
+                }
+                while (generation == mine)
+                {
+                    abort.ThrowIfCancellationRequested();
+                    ThrowIfAnyDeparted(rank, what);
+                    Monitor.Wait(gate, Poll);
+                }
+            }
+        }
+
+        /// <summary>Marks a rank whose body has ended; ranks waiting for it fail instead of hanging.</summary>
+        public void Depart(int rank)
+        {
+            lock (gate)
+            {
+                departed[rank] = true;
+                Monitor.PulseAll(gate);
+            }
+        }
+
+        public void Deliver(int source, int destination, int tag, TorchSharp.torch.Tensor message)
+        {
+            lock (gate)
+            {
+                var key = (source, destination, tag);
+                if (!mailboxes.TryGetValue(key, out var queue)) mailboxes[key] = queue = new Queue<TorchSharp.torch.Tensor>();
+                queue.Enqueue(message);
+                Monitor.PulseAll(gate);
+            }
+        }
+
+        public TorchSharp.torch.Tensor Collect(int source, int destination, int tag)
+        {
+            lock (gate)
+            {
+                while (true)
+                {
+                    if (mailboxes.TryGetValue((source, destination, tag), out var queue) && queue.Count > 0) return queue.Dequeue();
+                    abort.ThrowIfCancellationRequested();
+                    if (departed[source])
+                        throw new CollectiveMismatchException(
+                            $"Rank {WorldRanks[destination]} waits to receive (tag {tag}) from rank {WorldRanks[source]} in the {Name}, but rank {WorldRanks[source]} has finished without sending it.");
+                    Monitor.Wait(gate, Poll);
+                }
+            }
+        }
+
+        private void ThrowIfAnyDeparted(int rank, string what)
+        {
+            for (int other = 0; other < departed.Length; other++)
+            {
+                if (departed[other])
+                    throw new CollectiveMismatchException(
+                        $"Rank {WorldRanks[rank]} waits in {what} on the {Name}, but rank {WorldRanks[other]} has finished its body and will never join it: the ranks issued different collectives.");
+            }
+        }
+    }
+}

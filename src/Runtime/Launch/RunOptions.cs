@@ -1,0 +1,18 @@
+using System;
+using ModelParallel.Communication;
+
+namespace ModelParallel
+{
+    /// <summary>Options of <see cref="Parallel.Run(MeshShape, Action{RankContext}, RunOptions?)"/>.</summary>
+    public sealed record RunOptions
+    {
+        /// <summary>The seed layer initialisation derives its per-layer, per-shard streams from.</summary>
+        public ulong Seed { get; init; } = 1234;
+
+        /// <summary>Intra-op threads per rank when ranks share the process (torch.set_num_threads). 0 leaves it alone.</summary>
+        public int ThreadsPerRank { get; init; } = 1;
+
+        /// <summary>Wraps each rank's per-axis communicators, for example in a <see cref="CountingCommunicator"/>.</summary>
+        public Func<MeshAxis, ICommunicator, ICommunicator>? WrapCommunicator { get; init; }
+    }
+}

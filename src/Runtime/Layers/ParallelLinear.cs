@@ -1,0 +1,95 @@
+using System;
+using ModelParallel.Autograd;
+using TorchSharp;
+using TorchSharp.Modules;
+
+namespace ModelParallel.Layers
+{
+    /// <summary>
+    /// What the generated interceptors call for <c>Linear</c> fields of a <c>[ParallelModule]</c>: the
+    /// constructors of the local shards and the forwards with the communication their placements need.
+    /// Outside <see cref="Parallel.Run(MeshShape, Action{RankContext}, RunOptions?)"/> every method is the
+    /// plain TorchSharp call, so the model is exactly the single-device model.
+    /// </summary>
+    public static class ParallelLinear
+    {
+        /// <summary>Weight [out/tp, in] and bias [out/tp]: Shard(0) over tp.</summary>
+        public static Linear CreateColumnParallel(string layer, long inputSize, long outputSize, bool hasBias,
+            torch.Device? device, torch.ScalarType? dtype)
+        {
+            var context = RankContext.Current;
+            if (context is null) return torch.nn.Linear(inputSize, outputSize, hasBias, device, dtype);
+            int rank = context.Coordinates.Tp;
+            long local = Divide(layer, "ColumnParallel", "out_features", outputSize, context.Mesh);
+            return Build(context, inputSize, local, inputSize, hasBias, weightShard: rank, biasShard: rank, device, dtype);
+        }
+
+        /// <summary>Weight [out, in/tp]: Shard(1) over tp; bias [out] replicated, added once after the reduction.</summary>
+        public static Linear CreateRowParallel(string layer, long inputSize, long outputSize, bool hasBias,
+            torch.Device? device, torch.ScalarType? dtype)
+        {
+            var context = RankContext.Current;
+            if (context is null) return torch.nn.Linear(inputSize, outputSize, hasBias, device, dtype);
+            long local = Divide(layer, "RowParallel", "in_features", inputSize, context.Mesh);
+            return Build(context, local, outputSize, inputSize, hasBias, weightShard: context.Coordinates.Tp, biasShard: 0, device, dtype);
+        }
+
+        /// <summary>The whole layer on every rank, initialised identically.</summary>
+        public static Linear CreateReplicated(string layer, long inputSize, long outputSize, bool hasBias,
+            torch.Device? device, torch.ScalarType? dtype)
+        {
+            var context = RankContext.Current;
+            if (context is null) return torch.nn.Linear(inputSize, outputSize, hasBias, device, dtype);
+            return Build(context, inputSize, outputSize, inputSize, hasBias, weightShard: 0, biasShard: 0, device, dtype);
+        }
+
+        /// <summary>f (identity forward, all-reduce backward), then the local shard: input R, output S(-1).</summary>
+        public static torch.Tensor ColumnForward(string layer, Linear self, torch.Tensor input)
+        {
+            var context = RankContext.Current;
+            if (context is null) return self.forward(input);
+            return self.forward(TensorParallel.CopyToTensorParallel(input, context.TensorParallel));
+        }
+
+        /// <summary>The local shard (S(-1) → P), g (all-reduce forward, identity backward), then the bias once: output R.</summary>
+        public static torch.Tensor RowForward(string layer, Linear self, torch.Tensor input)
+        {
+            var context = RankContext.Current;
+            if (context is null) return self.forward(input);
+            long local = self.weight!.shape[1];
+            if (input.shape[^1] != local)
+            {
+                var hint = input.shape[^1] == local * context.Mesh.Tp
+                    ? " It got the whole dimension: a RowParallel layer expects the output of a ColumnParallel layer (Shard(-1)), not a replicated tensor."
+                    : "";
+                throw new ArgumentException(
+                    $"Layer '{layer}' (RowParallel): input dimension -1 has size {input.shape[^1]}, expected the local shard size {local} (in_features {local * context.Mesh.Tp} / tp {context.Mesh.Tp}, {context.Mesh}).{hint}");
+            }
+            var partial = torch.nn.functional.linear(input, self.weight, null);
+            var reduced = TensorParallel.ReduceFromTensorParallel(partial, context.TensorParallel);
+            return self.bias is null ? reduced : reduced + self.bias;
+        }
+
+        private static long Divide(string layer, string placement, string dimension, long size, MeshShape mesh)
+        {
+            if (size % mesh.Tp != 0)
+                throw new ArgumentException(
+                    $"Layer '{layer}' ({placement}): {dimension} = {size} is not divisible by tp = {mesh.Tp} ({mesh}).");
+            return size / mesh.Tp;
+        }
+
+        private static Linear Build(RankContext context, long inLocal, long outLocal, long fanIn, bool hasBias,
+            int weightShard, int biasShard, torch.Device? device, torch.ScalarType? dtype)
+        {
+            long ordinal = context.NextLayerOrdinal();
+            var target = device ?? context.Device;
+            var bound = LayerInitializer.LinearBound(fanIn);
+            // Built on the meta device so nothing is allocated until the local shard is drawn.
+            var linear = torch.nn.Linear(inLocal, outLocal, hasBias, torch.META, dtype);
+            linear.weight = new Parameter(LayerInitializer.Uniform([outLocal, inLocal], bound, context.Seed, ordinal, 0, weightShard, target, dtype));
+            if (hasBias)
+                linear.bias = new Parameter(LayerInitializer.Uniform([outLocal], bound, context.Seed, ordinal, 1, biasShard, target, dtype));
+            return linear;
+        }
+    }
+}

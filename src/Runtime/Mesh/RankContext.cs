@@ -1,0 +1,87 @@
+using System;
+using ModelParallel.Communication;
+using TorchSharp;
+
+namespace ModelParallel
+{
+    /// <summary>
+    /// What one rank knows about the run: its place on the mesh, a communicator per axis, the seed
+    /// and the device. Partitioned layers find it through <see cref="Current"/>, which is set on the
+    /// rank's thread for the duration of its body (ranks are threads in one process, or one process each).
+    /// </summary>
+    public sealed class RankContext
+    {
+        [ThreadStatic] private static RankContext? current;
+        private long layerOrdinal;
+
+        internal RankContext(MeshShape mesh, int rank, ICommunicator world, ICommunicator dataParallel,
+            ICommunicator pipelineParallel, ICommunicator tensorParallel, ulong seed, torch.Device device)
+        {
+            Mesh = mesh;
+            Rank = rank;
+            Coordinates = mesh.CoordinatesOf(rank);
+            World = world;
+            DataParallel = dataParallel;
+            PipelineParallel = pipelineParallel;
+            TensorParallel = tensorParallel;
+            Seed = seed;
+            Device = device;
+        }
+
+        /// <summary>The context of the rank running on this thread, or null outside a parallel run.</summary>
+        public static RankContext? Current => current;
+
+        /// <summary>The mesh of the run.</summary>
+        public MeshShape Mesh { get; }
+
+        /// <summary>This rank's world rank.</summary>
+        public int Rank { get; }
+
+        /// <summary>This rank's coordinates on the mesh.</summary>
+        public MeshCoordinates Coordinates { get; }
+
+        /// <summary>All ranks.</summary>
+        public ICommunicator World { get; }
+
+        /// <summary>The ranks that differ from this one only on the dp axis.</summary>
+        public ICommunicator DataParallel { get; }
+
+        /// <summary>The ranks that differ from this one only on the pp axis.</summary>
+        public ICommunicator PipelineParallel { get; }
+
+        /// <summary>The ranks that differ from this one only on the tp axis.</summary>
+        public ICommunicator TensorParallel { get; }
+
+        /// <summary>The run's seed; layer initialisation derives its streams from it.</summary>
+        public ulong Seed { get; }
+
+        /// <summary>The device this rank computes on: <c>cuda:local rank</c> when CUDA is available, else CPU.</summary>
+        public torch.Device Device { get; }
+
+        /// <summary>The communicator of one axis.</summary>
+        public ICommunicator Axis(MeshAxis axis) => axis switch
+        {
+            MeshAxis.Data => DataParallel,
+            MeshAxis.Pipeline => PipelineParallel,
+            _ => TensorParallel,
+        };
+
+        /// <summary>
+        /// Numbers layer constructions in order. Every rank builds the same model in the same order,
+        /// so the ordinal names the same layer on every rank.
+        /// </summary>
+        internal long NextLayerOrdinal() => layerOrdinal++;
+
+        internal static IDisposable Enter(RankContext context)
+        {
+            var previous = current;
+            current = context;
+            return new Restore(previous);
+        }
+
+        private sealed class Restore(RankContext? previous) : IDisposable
+        {
+            public void Dispose() => current = previous;
+        }
+    }
+}
