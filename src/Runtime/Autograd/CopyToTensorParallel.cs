@@ -16,11 +16,12 @@ namespace ModelParallel.Autograd
             return ((torch.Tensor)vars[0]).alias();
         }
 
-        public override List<torch.Tensor> backward(AutogradContext ctx, torch.Tensor gradOutput)
-        {
-            var gradient = gradOutput.clone();
-            ((ICommunicator)ctx.get_data("communicator")).AllReduce(gradient);
-            return [gradient];
-        }
+        public override List<torch.Tensor> backward(AutogradContext ctx, torch.Tensor gradOutput) =>
+            BackwardGuard.Run(gradOutput, arguments: 2, grad =>
+            {
+                var gradient = grad.clone();
+                ((ICommunicator)ctx.get_data("communicator")).AllReduce(gradient);
+                return gradient;
+            });
     }
 }

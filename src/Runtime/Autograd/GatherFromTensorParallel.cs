@@ -21,11 +21,12 @@ namespace ModelParallel.Autograd
             return communicator.AllGather(local.contiguous(), dim);
         }
 
-        public override List<torch.Tensor> backward(AutogradContext ctx, torch.Tensor gradOutput)
-        {
-            var communicator = (ICommunicator)ctx.get_data("communicator");
-            long dim = (long)ctx.get_data("dim"), size = (long)ctx.get_data("size");
-            return [gradOutput.narrow(dim, communicator.Rank * size, size).contiguous()];
-        }
+        public override List<torch.Tensor> backward(AutogradContext ctx, torch.Tensor gradOutput) =>
+            BackwardGuard.Run(gradOutput, arguments: 3, grad =>
+            {
+                var communicator = (ICommunicator)ctx.get_data("communicator");
+                long dim = (long)ctx.get_data("dim"), size = (long)ctx.get_data("size");
+                return grad.narrow(dim, communicator.Rank * size, size).contiguous();
+            });
     }
 }

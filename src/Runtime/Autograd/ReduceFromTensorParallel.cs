@@ -17,6 +17,7 @@ namespace ModelParallel.Autograd
             return sum;
         }
 
-        public override List<torch.Tensor> backward(AutogradContext ctx, torch.Tensor gradOutput) => [gradOutput];
+        public override List<torch.Tensor> backward(AutogradContext ctx, torch.Tensor gradOutput) =>
+            BackwardGuard.Run(gradOutput, arguments: 2, grad => grad);
     }
 }

@@ -21,10 +21,11 @@ namespace ModelParallel.Autograd
             return full.narrow(dim, communicator.Rank * part, part).contiguous();
         }
 
-        public override List<torch.Tensor> backward(AutogradContext ctx, torch.Tensor gradOutput)
-        {
-            var communicator = (ICommunicator)ctx.get_data("communicator");
-            return [communicator.AllGather(gradOutput.contiguous(), (long)ctx.get_data("dim"))];
-        }
+        public override List<torch.Tensor> backward(AutogradContext ctx, torch.Tensor gradOutput) =>
+            BackwardGuard.Run(gradOutput, arguments: 3, grad =>
+            {
+                var communicator = (ICommunicator)ctx.get_data("communicator");
+                return communicator.AllGather(grad.contiguous(), (long)ctx.get_data("dim"));
+            });
     }
 }

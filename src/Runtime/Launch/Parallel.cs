@@ -45,6 +45,7 @@ namespace ModelParallel
                         {
                             var context = CreateContext(mesh, rank, topology, options);
                             using (RankContext.Enter(context)) results[rank] = body(context);
+                            context.ThrowIfDeferredFailure();
                             topology.Depart(rank);
                         }
                         catch (Exception e) when (!(e is OperationCanceledException && abort.IsCancellationRequested))

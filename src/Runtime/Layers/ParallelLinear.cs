@@ -48,6 +48,7 @@ namespace ModelParallel.Layers
         {
             var context = RankContext.Current;
             if (context is null) return self.forward(input);
+            context.ThrowIfDeferredFailure();
             return self.forward(TensorParallel.CopyToTensorParallel(input, context.TensorParallel));
         }
 
@@ -55,7 +56,8 @@ namespace ModelParallel.Layers
         public static torch.Tensor RowForward(string layer, Linear self, torch.Tensor input)
         {
             var context = RankContext.Current;
-            if (context is null) return self.forward(input);
+            if (context is null || context.Mesh.Tp == 1) return self.forward(input);
+            context.ThrowIfDeferredFailure();
             long local = self.weight!.shape[1];
             if (input.shape[^1] != local)
             {

@@ -1,4 +1,5 @@
 using System;
+using System.Runtime.ExceptionServices;
 using ModelParallel.Communication;
 using TorchSharp;
 
@@ -13,6 +14,7 @@ namespace ModelParallel
     {
         [ThreadStatic] private static RankContext? current;
         private long layerOrdinal;
+        private ExceptionDispatchInfo? deferredFailure;
 
         internal RankContext(MeshShape mesh, int rank, ICommunicator world, ICommunicator dataParallel,
             ICommunicator pipelineParallel, ICommunicator tensorParallel, ulong seed, torch.Device device)
@@ -71,6 +73,16 @@ namespace ModelParallel
         /// so the ordinal names the same layer on every rank.
         /// </summary>
         internal long NextLayerOrdinal() => layerOrdinal++;
+
+        /// <summary>
+        /// Records an exception thrown inside a backward collective. Exceptions cannot cross TorchSharp's
+        /// native autograd engine (they would end the process), so backward returns zero gradients and the
+        /// rank throws this failure at its next partitioned call or when its body ends.
+        /// </summary>
+        internal void DeferFailure(Exception failure) => deferredFailure ??= ExceptionDispatchInfo.Capture(failure);
+
+        /// <summary>Throws the failure recorded by <see cref="DeferFailure"/>, if any.</summary>
+        internal void ThrowIfDeferredFailure() => deferredFailure?.Throw();
 
         internal static IDisposable Enter(RankContext context)
         {

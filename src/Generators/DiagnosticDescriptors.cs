@@ -1,0 +1,63 @@
+using System;
+using Microsoft.CodeAnalysis;
+
+namespace ModelParallel.Generators
+{
+    /// <summary>Every diagnostic of ModelParallel. Each ID has a page in docs/diagnostics.</summary>
+    internal static class DiagnosticDescriptors
+    {
+        public const string NotPartialId = "MP0001";
+        public const string UnsupportedLayerId = "MP0002";
+        public const string ConflictingPlacementsId = "MP0003";
+        public const string BypassedPartitionId = "MP0004";
+        public const string LayerNotConstructedId = "MP0005";
+        public const string InternalErrorId = "MP0099";
+
+        private const string Category = "ModelParallel";
+
+        public static readonly DiagnosticDescriptor NotPartial = Create(NotPartialId,
+            "Parallel module must be partial",
+            "'{0}' must be declared partial: the generator adds the partition of its layers to it",
+            "A [ParallelModule] class, and every class containing it, must be partial so the generator can add its partition plan.");
+
+        public static readonly DiagnosticDescriptor UnsupportedLayer = Create(UnsupportedLayerId,
+            "Parallel attribute on an unsupported member",
+            "[{0}] on '{1}' of type '{2}': only TorchSharp.Modules.Linear fields can be partitioned",
+            "Sharding attributes apply to Linear fields of a [ParallelModule] class.");
+
+        public static readonly DiagnosticDescriptor ConflictingPlacements = Create(ConflictingPlacementsId,
+            "Conflicting placements",
+            "'{0}' has more than one placement attribute ({1}); a layer has exactly one placement on the tp axis",
+            "A layer field may carry at most one of [ColumnParallel], [RowParallel] and [Replicated].");
+
+        public static readonly DiagnosticDescriptor BypassedPartition = Create(BypassedPartitionId,
+            "Call bypasses the partition",
+            "'{0}' is {1} here; the call cannot be intercepted, so it would skip the communication its {2} placement needs. Call '{0}.forward(...)' directly",
+            "Only direct calls to forward on a partitioned layer get their communication. module.call(x) reaches forward inside TorchSharp, and a method group is invoked later through a delegate: neither can be intercepted.");
+
+        public static readonly DiagnosticDescriptor LayerNotConstructed = Create(LayerNotConstructedId,
+            "Partitioned layer is not built with torch.nn.Linear",
+            "'{0}' is [{1}] but is never assigned torch.nn.Linear(inputSize, outputSize, ...) in a constructor or initializer of '{2}', so no shard can be built for it",
+            "The generator builds the local shard by intercepting the torch.nn.Linear(...) call that creates the layer.");
+
+        public static readonly DiagnosticDescriptor InternalError = Create(InternalErrorId,
+            "ModelParallel generator failed",
+            "The ModelParallel generator failed on '{0}': {1}. No partition was generated; please report this",
+            "An internal failure of the generator, reported instead of crashing the build.");
+
+        public static DiagnosticDescriptor ById(string id) => id switch
+        {
+            NotPartialId => NotPartial,
+            UnsupportedLayerId => UnsupportedLayer,
+            ConflictingPlacementsId => ConflictingPlacements,
+            BypassedPartitionId => BypassedPartition,
+            LayerNotConstructedId => LayerNotConstructed,
+            InternalErrorId => InternalError,
+            _ => throw new ArgumentOutOfRangeException(nameof(id), id, "unknown diagnostic"),
+        };
+
+        private static DiagnosticDescriptor Create(string id, string title, string message, string description) =>
+            new(id, title, message, Category, DiagnosticSeverity.Error, isEnabledByDefault: true, description,
+                helpLinkUri: $"docs/diagnostics/{id}.md");
+    }
+}

@@ -1,0 +1,231 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using System.Threading;
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CSharp;
+using Microsoft.CodeAnalysis.CSharp.Syntax;
+using Microsoft.CodeAnalysis.Operations;
+using ModelParallel.Generators.Model;
+
+namespace ModelParallel.Generators
+{
+    public sealed partial class ParallelModuleGenerator
+    {
+        /// <summary>Reads a [ParallelModule] class into a <see cref="ModuleSpec"/>. Never throws.</summary>
+        internal static class Parser
+        {
+            private const string LinearType = "TorchSharp.Modules.Linear";
+            private const string NnType = "TorchSharp.torch.nn";
+
+            private static readonly SymbolDisplayFormat TypeFormat = SymbolDisplayFormat.FullyQualifiedFormat
+                .AddMiscellaneousOptions(SymbolDisplayMiscellaneousOptions.IncludeNullableReferenceTypeModifier);
+
+            private static readonly (string Metadata, string Short, LayerPlacement Placement)[] PlacementAttributes =
+            {
+                ("ModelParallel.ColumnParallelAttribute", "ColumnParallel", LayerPlacement.Column),
+                ("ModelParallel.RowParallelAttribute", "RowParallel", LayerPlacement.Row),
+                ("ModelParallel.ReplicatedAttribute", "Replicated", LayerPlacement.Replicated),
+            };
+
+            public static ModuleSpec Parse(GeneratorAttributeSyntaxContext syntax, CancellationToken cancellationToken)
+            {
+                var type = (INamedTypeSymbol)syntax.TargetSymbol;
+                try
+                {
+                    return ParseModule(type, syntax.SemanticModel.Compilation, cancellationToken);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    var diagnostic = new DiagnosticInfo(DiagnosticDescriptors.InternalErrorId, LocationInfo.From(type.Locations.FirstOrDefault()),
+                        new[] { type.Name, $"{e.GetType().Name}: {e.Message}" }.ToEquatableArray());
+                    return Empty(type, new[] { diagnostic });
+                }
+            }
+
+            private static ModuleSpec ParseModule(INamedTypeSymbol type, Compilation compilation, CancellationToken cancellationToken)
+            {
+                var diagnostics = new List<DiagnosticInfo>();
+                for (var t = type; t is not null; t = t.ContainingType)
+                {
+                    if (!IsPartial(t))
+                        diagnostics.Add(Diagnostic(DiagnosticDescriptors.NotPartialId, t.Locations.FirstOrDefault(), t.Name));
+                }
+                if (diagnostics.Count > 0) return Empty(type, diagnostics);
+
+                var layers = ReadLayers(type, diagnostics);
+                var interceptions = new List<InterceptionSpec>();
+                var constructed = new HashSet<string>();
+                foreach (var reference in type.DeclaringSyntaxReferences)
+                {
+                    var declaration = reference.GetSyntax(cancellationToken);
+                    var model = compilation.GetSemanticModel(declaration.SyntaxTree);
+                    foreach (var node in declaration.DescendantNodes(n => n == declaration || n is not TypeDeclarationSyntax))
+                    {
+                        cancellationToken.ThrowIfCancellationRequested();
+                        switch (model.GetOperation(node, cancellationToken))
+                        {
+                            case IInvocationOperation invocation when node is InvocationExpressionSyntax call:
+                                ReadInvocation(type, layers, invocation, call, model, interceptions, constructed, diagnostics, cancellationToken);
+                                break;
+                            case IMethodReferenceOperation reference2 when PartitionedField(type, layers, reference2.Instance) is { } field:
+                                diagnostics.Add(Diagnostic(DiagnosticDescriptors.BypassedPartitionId, node.GetLocation(),
+                                    field.Field, "used as a method group", PlacementName(field.Placement)));
+                                break;
+                        }
+                    }
+                }
+
+                foreach (var layer in layers.Values.Where(l => l.Placement is LayerPlacement.Column or LayerPlacement.Row && !constructed.Contains(l.Field)))
+                {
+                    var field = type.GetMembers(layer.Field).First();
+                    diagnostics.Add(Diagnostic(DiagnosticDescriptors.LayerNotConstructedId, field.Locations.FirstOrDefault(),
+                        layer.Field, PlacementName(layer.Placement), type.Name));
+                }
+
+                return new ModuleSpec(Namespace(type), ContainingTypes(type), type.Name, type.ToDisplayString(),
+                    CanEmit: true, layers.Values.ToEquatableArray(), interceptions.ToEquatableArray(), diagnostics.ToEquatableArray());
+            }
+
+            private static Dictionary<string, LayerSpec> ReadLayers(INamedTypeSymbol type, List<DiagnosticInfo> diagnostics)
+            {
+                var layers = new Dictionary<string, LayerSpec>();
+                foreach (var field in type.GetMembers().OfType<IFieldSymbol>())
+                {
+                    var found = new List<(AttributeData Data, string Short, LayerPlacement Placement)>();
+                    foreach (var attribute in field.GetAttributes())
+                    {
+                        var name = attribute.AttributeClass?.ToDisplayString();
+                        foreach (var (metadata, shortName, placement) in PlacementAttributes)
+                        {
+                            if (name == metadata) found.Add((attribute, shortName, placement));
+                        }
+                    }
+                    bool isLinear = field.Type.ToDisplayString() == LinearType;
+                    if (found.Count > 0 && !isLinear)
+                    {
+                        var at = found[0].Data.ApplicationSyntaxReference?.GetSyntax().GetLocation() ?? field.Locations.FirstOrDefault();
+                        diagnostics.Add(Diagnostic(DiagnosticDescriptors.UnsupportedLayerId, at, found[0].Short, field.Name, field.Type.ToDisplayString()));
+                        continue;
+                    }
+                    if (found.Count > 1)
+                    {
+                        var at = found[1].Data.ApplicationSyntaxReference?.GetSyntax().GetLocation() ?? field.Locations.FirstOrDefault();
+                        diagnostics.Add(Diagnostic(DiagnosticDescriptors.ConflictingPlacementsId, at, field.Name, string.Join(", ", found.Select(f => f.Short))));
+                        continue;
+                    }
+                    if (isLinear) layers[field.Name] = new LayerSpec(field.Name, found.Count == 1 ? found[0].Placement : LayerPlacement.Default);
+                }
+                return layers;
+            }
+
+            private static void ReadInvocation(INamedTypeSymbol type, Dictionary<string, LayerSpec> layers, IInvocationOperation invocation,
+                InvocationExpressionSyntax call, SemanticModel model, List<InterceptionSpec> interceptions, HashSet<string> constructed,
+                List<DiagnosticInfo> diagnostics, CancellationToken cancellationToken)
+            {
+                var method = invocation.TargetMethod;
+                if (method.IsStatic && method.Name == "Linear" && method.ContainingType.ToDisplayString() == NnType
+                    && method.Parameters.Length > 0 && method.Parameters[0].Type.SpecialType == SpecialType.System_Int64
+                    && AssignedField(type, layers, invocation) is { } built)
+                {
+                    if (Intercept(InterceptionKind.Factory, built, method, call, model, cancellationToken) is { } factory)
+                    {
+                        interceptions.Add(factory);
+                        constructed.Add(built.Field);
+                    }
+                    return;
+                }
+
+                if (PartitionedField(type, layers, invocation.Instance) is not { } layer) return;
+                if (method.Name == "forward" && method.Parameters.Length == 1 && method.ContainingType.ToDisplayString() == LinearType)
+                {
+                    if (Intercept(InterceptionKind.Forward, layer, method, call, model, cancellationToken) is { } forward)
+                        interceptions.Add(forward);
+                }
+                else if (method.Name == "call")
+                {
+                    diagnostics.Add(Diagnostic(DiagnosticDescriptors.BypassedPartitionId, call.GetLocation(),
+                        layer.Field, "invoked through 'call'", PlacementName(layer.Placement)));
+                }
+            }
+
+            private static InterceptionSpec? Intercept(InterceptionKind kind, LayerSpec layer, IMethodSymbol method,
+                InvocationExpressionSyntax call, SemanticModel model, CancellationToken cancellationToken)
+            {
+                var location = model.GetInterceptableLocation(call, cancellationToken);
+                if (location is null) return null;
+                var line = call.GetLocation().GetLineSpan();
+                var where = $"{System.IO.Path.GetFileName(line.Path)}({line.StartLinePosition.Line + 1},{line.StartLinePosition.Character + 1})";
+                var parameters = method.Parameters.Select(p => new ParameterSpec(p.Type.ToDisplayString(TypeFormat), p.Name)).ToEquatableArray();
+                return new InterceptionSpec(kind, layer.Field, layer.Placement, location.Version, location.Data, where,
+                    method.ReturnType.ToDisplayString(TypeFormat), method.IsStatic ? null : method.ContainingType.ToDisplayString(TypeFormat), parameters);
+            }
+
+            /// <summary>The layer field a factory call is assigned to (in a constructor or a field initializer).</summary>
+            private static LayerSpec? AssignedField(INamedTypeSymbol type, Dictionary<string, LayerSpec> layers, IOperation operation)
+            {
+                var parent = operation.Parent;
+                while (parent is IConversionOperation) parent = parent.Parent;
+                return parent switch
+                {
+                    ISimpleAssignmentOperation { Target: IFieldReferenceOperation target } assignment
+                        when IsConstructor(assignment) && Own(type, target.Field) => Layer(layers, target.Field),
+                    IFieldInitializerOperation initializer => initializer.InitializedFields.Where(f => Own(type, f)).Select(f => Layer(layers, f)).FirstOrDefault(l => l is not null),
+                    _ => null,
+                };
+            }
+
+            /// <summary>The column- or row-parallel layer field an instance expression reads, if any.</summary>
+            private static LayerSpec? PartitionedField(INamedTypeSymbol type, Dictionary<string, LayerSpec> layers, IOperation? instance)
+            {
+                while (instance is IConversionOperation conversion) instance = conversion.Operand;
+                if (instance is not IFieldReferenceOperation reference || !Own(type, reference.Field)) return null;
+                var layer = Layer(layers, reference.Field);
+                return layer?.Placement is LayerPlacement.Column or LayerPlacement.Row ? layer : null;
+            }
+
+            private static bool IsConstructor(IOperation operation)
+            {
+                for (var o = operation; o is not null; o = o.Parent)
+                {
+                    if (o is IConstructorBodyOperation) return true;
+                    if (o is IMethodBodyOperation or ILocalFunctionOperation or IAnonymousFunctionOperation) return false;
+                }
+                return false;
+            }
+
+            private static bool Own(INamedTypeSymbol type, IFieldSymbol field) => SymbolEqualityComparer.Default.Equals(field.ContainingType, type);
+
+            private static LayerSpec? Layer(Dictionary<string, LayerSpec> layers, IFieldSymbol field) =>
+                layers.TryGetValue(field.Name, out var layer) ? layer : null;
+
+            private static bool IsPartial(INamedTypeSymbol type) =>
+                type.DeclaringSyntaxReferences.All(r => r.GetSyntax() is TypeDeclarationSyntax d && d.Modifiers.Any(SyntaxKind.PartialKeyword));
+
+            private static string? Namespace(INamedTypeSymbol type) =>
+                type.ContainingNamespace.IsGlobalNamespace ? null : type.ContainingNamespace.ToDisplayString();
+
+            private static EquatableArray<string> ContainingTypes(INamedTypeSymbol type)
+            {
+                var names = new List<string>();
+                for (var t = type.ContainingType; t is not null; t = t.ContainingType) names.Insert(0, t.Name);
+                return names.ToEquatableArray();
+            }
+
+            internal static string PlacementName(LayerPlacement placement) => placement switch
+            {
+                LayerPlacement.Column => "ColumnParallel",
+                LayerPlacement.Row => "RowParallel",
+                LayerPlacement.Replicated => "Replicated",
+                _ => "replicated (default)",
+            };
+
+            private static ModuleSpec Empty(INamedTypeSymbol type, IEnumerable<DiagnosticInfo> diagnostics) =>
+                new(Namespace(type), ContainingTypes(type), type.Name, type.ToDisplayString(), CanEmit: false,
+                    EquatableArray<LayerSpec>.Empty, EquatableArray<InterceptionSpec>.Empty, diagnostics.ToEquatableArray());
+
+            private static DiagnosticInfo Diagnostic(string id, Location? location, params string[] arguments) =>
+                new(id, LocationInfo.From(location), arguments.ToEquatableArray());
+        }
+    }
+}

@@ -1,0 +1,28 @@
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CSharp.Syntax;
+
+namespace ModelParallel.Generators
+{
+    /// <summary>
+    /// For each [ParallelModule] class: intercepts the torch.nn.Linear factories of its layer fields so each
+    /// rank builds only its shard, intercepts forward calls on partitioned layers to add the communication
+    /// their placements need, and implements IPartitionedModule with the parameter placements.
+    /// </summary>
+    [Generator(LanguageNames.CSharp)]
+    public sealed partial class ParallelModuleGenerator : IIncrementalGenerator
+    {
+        internal const string ParallelModuleAttribute = "ModelParallel.ParallelModuleAttribute";
+
+        /// <inheritdoc/>
+        public void Initialize(IncrementalGeneratorInitializationContext context)
+        {
+            var modules = context.SyntaxProvider
+                .ForAttributeWithMetadataName(ParallelModuleAttribute,
+                    static (node, _) => node is ClassDeclarationSyntax,
+                    static (syntax, cancellationToken) => Parser.Parse(syntax, cancellationToken))
+                .WithTrackingName(TrackingNames.ParallelModules);
+
+            context.RegisterSourceOutput(modules, static (output, module) => Emitter.Emit(output, module));
+        }
+    }
+}

@@ -1,0 +1,32 @@
+using System;
+using System.Collections.Generic;
+using TorchSharp;
+
+namespace ModelParallel.Autograd
+{
+    /// <summary>
+    /// Runs the body of a custom backward so that no exception reaches TorchSharp's native autograd engine,
+    /// which cannot unwind managed exceptions and would end the process. A failure is deferred to the
+    /// rank (see <see cref="RankContext.DeferFailure"/>) and the gradient becomes zeros.
+    /// </summary>
+    internal static class BackwardGuard
+    {
+        public static List<torch.Tensor> Run(torch.Tensor gradOutput, int arguments, Func<torch.Tensor, torch.Tensor> body)
+        {
+            torch.Tensor gradient;
+            try
+            {
+                gradient = body(gradOutput);
+            }
+            catch (Exception e) when (RankContext.Current is { } context)
+            {
+                context.DeferFailure(e);
+                gradient = torch.zeros_like(gradOutput);
+            }
+            // One entry per argument of apply; only the first (the tensor) has a gradient.
+            var gradients = new List<torch.Tensor>(arguments) { gradient };
+            for (int i = 1; i < arguments; i++) gradients.Add(null!);
+            return gradients;
+        }
+    }
+}
