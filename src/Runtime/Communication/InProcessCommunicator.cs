@@ -174,6 +174,6 @@ namespace ModelParallel.Communication
             return (start, Math.Min(size, count - start));
         }
 
-        private static string Shape(torch.Tensor tensor) => $"{tensor.dtype}[{string.Join(", ", tensor.shape)}]";
+        private static string Shape(torch.Tensor tensor) => $"{tensor.dtype.ToString().ToLowerInvariant()}[{string.Join(", ", tensor.shape)}]";
     }
 }

@@ -1,0 +1,125 @@
+using System.Collections.Generic;
+using System.Linq;
+using ModelParallel.Communication;
+using ModelParallel.Tests.Models;
+using TorchSharp;
+using Xunit;
+using static TorchSharp.torch;
+
+namespace ModelParallel.Tests
+{
+    /// <summary>
+    /// The partitioned model against the independent single-device <see cref="ReferenceModel"/>, from the same
+    /// logical weights: forward output, loss, every gradient (gathered to logical shape) and the parameters
+    /// after 3 Adam steps, within relative 1e-5.
+    /// </summary>
+    [Trait("Category", "Equivalence")]
+    public sealed class EquivalenceTests
+    {
+        public static readonly TheoryData<int, int> Meshes = new()
+        {
+            { 1, 0 }, { 2, 0 }, { 4, 0 },
+            { 1, 1 }, { 2, 1 }, { 4, 1 },
+        };
+
+        private static readonly ModelShape[] Shapes =
+        {
+            new(Features: 8, Width: 16, Hidden: 32, Outputs: 4, Depth: 2, Bias: true),
+            new(Features: 6, Width: 12, Hidden: 24, Outputs: 3, Depth: 3, Bias: false),
+        };
+
+        private const int Steps = 3;
+
+        [Theory]
+        [MemberData(nameof(Meshes))]
+        public void MatchesTheSingleDeviceModel(int tp, int shapeIndex)
+        {
+            var shape = Shapes[shapeIndex];
+            var batches = Batches(shape);
+            torch.manual_seed(11 + shapeIndex);
+            var reference = new ReferenceModel(shape);
+            var logical = reference.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone());
+            var expected = Train(reference, batches, gather: m => m.named_parameters().ToDictionary(p => p.name, p => p.parameter.grad!.clone()),
+                export: m => m.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone()));
+
+            var results = Parallel.Run(new MeshShape(tp: tp), context =>
+            {
+                var model = new TestModel(shape);
+                LogicalState.Load(model, logical);
+                return Train(model, batches, LogicalState.ExportGradients, LogicalState.Export);
+            });
+
+            foreach (var (actual, rank) in results.Select((r, i) => (r, i)))
+            {
+                TensorAssert.Close(expected.Output, actual.Output, $"tp={tp} rank {rank} {shape}: forward output");
+                TensorAssert.Close(expected.Loss, actual.Loss, $"tp={tp} rank {rank} {shape}: loss");
+                Assert.Equal(expected.Gradients.Keys.OrderBy(k => k), actual.Gradients.Keys.OrderBy(k => k));
+                foreach (var (name, gradient) in expected.Gradients)
+                    TensorAssert.Close(gradient, actual.Gradients[name], $"tp={tp} rank {rank} {shape}: gradient of {name}");
+                foreach (var (name, parameter) in expected.Parameters)
+                    TensorAssert.Close(parameter, actual.Parameters[name], $"tp={tp} rank {rank} {shape}: {name} after {Steps} Adam steps");
+            }
+        }
+
+        [Theory]
+        [InlineData(2)]
+        [InlineData(4)]
+        public void OneAllReduceForwardAndOneBackwardPerBlock(int tp)
+        {
+            var shape = Shapes[0];
+            var counts = Parallel.Run(new MeshShape(tp: tp), context =>
+            {
+                var counting = (CountingCommunicator)context.TensorParallel;
+                var model = new TestModel(shape);
+                counting.Reset();
+                var loss = model.forward(torch.ones(5, shape.Features)).sum();
+                var forward = (counting.Calls(CollectiveKind.AllReduce), counting.TotalCalls, counting.Elements(CollectiveKind.AllReduce));
+                counting.Reset();
+                loss.backward();
+                return (Forward: forward, Backward: (counting.Calls(CollectiveKind.AllReduce), counting.TotalCalls, counting.Elements(CollectiveKind.AllReduce)));
+            }, new RunOptions { WrapCommunicator = (axis, c) => axis == MeshAxis.Tensor ? new CountingCommunicator(c) : c });
+
+            // Per block: g all-reduces the [batch, width] output of the row-parallel layer; f's backward
+            // all-reduces the [batch, width] gradient of the column-parallel layer's input.
+            long perBlock = 5 * shape.Width;
+            foreach (var c in counts)
+            {
+                Assert.Equal((shape.Depth, shape.Depth, shape.Depth * perBlock), c.Forward);
+                Assert.Equal((shape.Depth, shape.Depth, shape.Depth * perBlock), c.Backward);
+            }
+        }
+
+        private sealed record Outcome(Tensor Output, Tensor Loss, Dictionary<string, Tensor> Gradients, Dictionary<string, Tensor> Parameters);
+
+        private static List<(Tensor X, Tensor Y)> Batches(ModelShape shape)
+        {
+            using var generator = new torch.Generator(42);
+            return Enumerable.Range(0, Steps).Select(_ =>
+                (torch.empty(7, shape.Features).normal_(0, 1, generator), torch.empty(7, shape.Outputs).normal_(0, 1, generator))).ToList();
+        }
+
+        private static Outcome Train<TModel>(TModel model, List<(Tensor X, Tensor Y)> batches,
+            System.Func<TModel, Dictionary<string, Tensor>> gather, System.Func<TModel, Dictionary<string, Tensor>> export)
+            where TModel : nn.Module<Tensor, Tensor>
+        {
+            var optimizer = torch.optim.Adam(model.parameters(), lr: 0.01);
+            Tensor? output = null, firstLoss = null;
+            Dictionary<string, Tensor>? gradients = null;
+            foreach (var (x, y) in batches)
+            {
+                optimizer.zero_grad();
+                var prediction = model.forward(x);
+                var loss = nn.functional.mse_loss(prediction, y);
+                loss.backward();
+                if (gradients is null)
+                {
+                    output = prediction.detach().clone();
+                    firstLoss = loss.detach().clone();
+                    gradients = gather(model);
+                }
+                optimizer.step();
+            }
+            return new Outcome(output!, firstLoss!, gradients!, export(model));
+        }
+    }
+}
