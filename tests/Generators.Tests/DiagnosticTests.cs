@@ -1,0 +1,113 @@
+using System.Linq;
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.Text;
+using Xunit;
+
+namespace ModelParallel.Generators.Tests
+{
+    /// <summary>Each diagnostic at its exact span, marked in the source with [| and |].</summary>
+    [Trait("Category", "Analyzer")]
+    public sealed class DiagnosticTests
+    {
+        [Fact]
+        public void MP0001_NonPartialClass() => Expect("MP0001", """
+            [ParallelModule]
+            public sealed class [|Block|] : nn.Module<Tensor, Tensor>
+            {
+                [ColumnParallel] private readonly Linear up;
+                public Block() : base("Block") { up = nn.Linear(4, 8); RegisterComponents(); }
+                public override Tensor forward(Tensor x) => up.forward(x);
+            }
+            """, "'Block' must be declared partial");
+
+        [Fact]
+        public void MP0001_NonPartialContainingClass() => Expect("MP0001", """
+            public static class [|Outer|]
+            {
+                [ParallelModule]
+                public sealed partial class Block : nn.Module<Tensor, Tensor>
+                {
+                    public Block() : base("Block") { }
+                    public override Tensor forward(Tensor x) => x;
+                }
+            }
+            """, "'Outer' must be declared partial");
+
+        [Fact]
+        public void MP0002_AttributeOnAFieldThatIsNotALinear() => Expect("MP0002", """
+            [ParallelModule]
+            public sealed partial class Block : nn.Module<Tensor, Tensor>
+            {
+                [[|ColumnParallel|]] private readonly LayerNorm norm;
+                public Block() : base("Block") { norm = nn.LayerNorm(4); RegisterComponents(); }
+                public override Tensor forward(Tensor x) => norm.forward(x);
+            }
+            """, "[ColumnParallel] on 'norm' of type 'TorchSharp.Modules.LayerNorm'");
+
+        [Fact]
+        public void MP0003_TwoPlacementsOnOneLayer() => Expect("MP0003", """
+            [ParallelModule]
+            public sealed partial class Block : nn.Module<Tensor, Tensor>
+            {
+                [ColumnParallel, [|RowParallel|]] private readonly Linear up;
+                public Block() : base("Block") { up = nn.Linear(4, 8); RegisterComponents(); }
+                public override Tensor forward(Tensor x) => up.forward(x);
+            }
+            """, "'up' has more than one placement attribute (ColumnParallel, RowParallel)");
+
+        [Fact]
+        public void MP0004_CallThroughModuleCall() => Expect("MP0004", """
+            [ParallelModule]
+            public sealed partial class Block : nn.Module<Tensor, Tensor>
+            {
+                [ColumnParallel] private readonly Linear up;
+                public Block() : base("Block") { up = nn.Linear(4, 8); RegisterComponents(); }
+                public override Tensor forward(Tensor x) => [|up.call(x)|];
+            }
+            """, "'up' is invoked through 'call' here");
+
+        [Fact]
+        public void MP0004_MethodGroup() => Expect("MP0004", """
+            [ParallelModule]
+            public sealed partial class Block : nn.Module<Tensor, Tensor>
+            {
+                [RowParallel] private readonly Linear down;
+                public Block() : base("Block") { down = nn.Linear(8, 4); RegisterComponents(); }
+                public override Tensor forward(Tensor x)
+                {
+                    System.Func<Tensor, Tensor> f = [|down.forward|];
+                    return f(x);
+                }
+            }
+            """, "'down' is used as a method group here");
+
+        [Fact]
+        public void MP0005_PartitionedLayerNotBuiltWithLinearFactory() => Expect("MP0005", """
+            [ParallelModule]
+            public sealed partial class Block : nn.Module<Tensor, Tensor>
+            {
+                [ColumnParallel] private readonly Linear [|up|];
+                public Block(Linear given) : base("Block") { up = given; RegisterComponents(); }
+                public override Tensor forward(Tensor x) => up.forward(x);
+            }
+            """, "'up' is [ColumnParallel] but is never assigned torch.nn.Linear");
+
+        private static void Expect(string id, string markup, string messagePart)
+        {
+            int start = markup.IndexOf("[|", System.StringComparison.Ordinal);
+            int end = markup.IndexOf("|]", System.StringComparison.Ordinal) - 2;
+            var source = Samples.Usings + "namespace Sample {\n" + markup.Replace("[|", "").Replace("|]", "") + "\n}\n";
+            int offset = Samples.Usings.Length + "namespace Sample {\n".Length;
+
+            var (result, _) = GeneratorHarness.Run(("Block.cs", source));
+            Assert.Null(result.Exception);
+            var diagnostic = Assert.Single(result.Diagnostics);
+            Assert.Equal(id, diagnostic.Id);
+            Assert.Equal(DiagnosticSeverity.Error, diagnostic.Severity);
+            Assert.Equal(new TextSpan(offset + start, end - start), diagnostic.Location.SourceSpan);
+            Assert.Equal("Block.cs", diagnostic.Location.GetLineSpan().Path);
+            Assert.Contains(messagePart, diagnostic.GetMessage());
+            Assert.Empty(result.GeneratedSources);
+        }
+    }
+}

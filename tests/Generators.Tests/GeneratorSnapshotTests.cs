@@ -1,0 +1,63 @@
+using System.Linq;
+using Microsoft.CodeAnalysis;
+using Xunit;
+
+namespace ModelParallel.Generators.Tests
+{
+    [Trait("Category", "Generator")]
+    public sealed class GeneratorSnapshotTests
+    {
+        [Fact]
+        public void GeneratedPartitionOfASampleBlockMatchesTheApprovedFile()
+        {
+            var (result, compilation) = GeneratorHarness.Run(("Block.cs", Samples.Block));
+            Assert.Null(result.Exception);
+            Assert.Empty(result.Diagnostics);
+            var source = Assert.Single(result.GeneratedSources);
+            Assert.Equal("Sample.Block.Partition.g.cs", source.HintName);
+            Snapshot.Match("Block.Partition", source.SourceText.ToString());
+        }
+
+        [Fact]
+        public void GeneratedCodeCompilesWithoutWarningsAndInterceptsEveryLayerCall()
+        {
+            var (result, compilation) = GeneratorHarness.Run(("Block.cs", Samples.Block));
+            Assert.Empty(compilation.Where(d => d.Severity >= DiagnosticSeverity.Warning));
+            var text = result.GeneratedSources.Single().SourceText.ToString();
+            // Three factories (norm is not a Linear), two forwards (the replicated gate's forward needs no communication).
+            Assert.Equal(5, text.Split("[global::System.Runtime.CompilerServices.InterceptsLocation(").Length - 1);
+            Assert.Contains("CreateColumnParallel(\"Sample.Block.up\"", text);
+            Assert.Contains("CreateRowParallel(\"Sample.Block.down\"", text);
+            Assert.Contains("CreateReplicated(\"Sample.Block.gate\"", text);
+            Assert.Contains("ColumnForward(\"Sample.Block.up\"", text);
+            Assert.Contains("RowForward(\"Sample.Block.down\"", text);
+        }
+
+        [Fact]
+        public void NestedAndFieldInitializedModulesAreSupported()
+        {
+            var source = Samples.Usings + """
+                namespace Sample
+                {
+                    public static partial class Outer
+                    {
+                        [ParallelModule]
+                        public partial class Inner : nn.Module<Tensor, Tensor>
+                        {
+                            [ColumnParallel] private readonly Linear up = nn.Linear(4, 8);
+                            [RowParallel] private readonly Linear down = nn.Linear(8, 4);
+                            public Inner() : base("Inner") => RegisterComponents();
+                            public override Tensor forward(Tensor x) => down.forward(up.forward(x));
+                        }
+                    }
+                }
+                """;
+            var (result, compilation) = GeneratorHarness.Run(("Inner.cs", source));
+            Assert.Empty(result.Diagnostics);
+            Assert.Empty(compilation.Where(d => d.Severity >= DiagnosticSeverity.Warning));
+            var text = result.GeneratedSources.Single().SourceText.ToString();
+            Assert.Contains("partial class Outer", text);
+            Assert.Equal(4, text.Split("InterceptsLocation(1,").Length - 1);
+        }
+    }
+}
