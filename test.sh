@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Builds the whole solution (libraries, examples, benchmarks, tests) and runs every test assembly.
+# Prints one closing line "N passed, N failed, N skipped" summed over all assemblies; exits non-zero
+# when anything fails or when no test ran. Usage: ./test.sh [extra dotnet test arguments]
+set -uo pipefail
+cd "$(dirname "$0")"
+
+if ! command -v dotnet >/dev/null 2>&1; then
+  echo "test.sh: the .NET SDK 10 is required (dotnet on PATH)." >&2
+  exit 2
+fi
+
+configuration=${CONFIGURATION:-Release}
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+echo "== build ($configuration)"
+if ! dotnet build Dsl.sln -c "$configuration" -nologo -v q; then
+  echo "0 passed, 1 failed"
+  echo "test.sh: the build failed." >&2
+  exit 1
+fi
+
+echo "== test"
+dotnet test Dsl.sln -c "$configuration" --no-build -nologo "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+
+# One summary line per test assembly: "Passed!  - Failed:     0, Passed:    41, Skipped:     0, ..."
+read -r passed failed skipped < <(grep -E '(Passed|Failed)! +- Failed: ' "$log" | sed -E 's/.*Failed: +([0-9]+), Passed: +([0-9]+), Skipped: +([0-9]+).*/\2 \1 \3/' \
+  | awk '{p+=$1; f+=$2; s+=$3} END {print p+0, f+0, s+0}')
+assemblies=$(grep -cE '(Passed|Failed)! +- Failed: ' "$log")
+expected_assemblies=$(dotnet sln Dsl.sln list | grep -cE '^tests/.*\.csproj$')
+
+echo "$passed passed, $failed failed, $skipped skipped"
+if [ "$status" -ne 0 ] || [ "$failed" -ne 0 ]; then
+  echo "test.sh: tests failed (dotnet test exit code $status)." >&2
+  exit 1
+fi
+if [ "$passed" -eq 0 ] || [ "$assemblies" -ne "$expected_assemblies" ]; then
+  echo "test.sh: expected results from $expected_assemblies test assemblies; got $assemblies summaries and $passed passing tests." >&2
+  exit 1
+fi
