@@ -23,10 +23,11 @@ var losses = Parallel.Run(new MeshShape(tp: options.Tp), context =>
     var model = Task.NewModel(options);
     LogicalState.Load(model, logical);
     var local = model.parameters().Sum(p => p.numel());
-    var partitioned = LogicalState.Placements(model).Keys.ToHashSet();
-    var shard = model.named_parameters().Where(p => partitioned.Contains(p.name)).Sum(p => p.parameter.numel());
+    var sharded = LogicalState.Placements(model).Where(p => p.Value.Placement.Kind == PlacementKind.Shard).Select(p => p.Key).ToHashSet();
+    var shard = model.named_parameters().Where(p => sharded.Contains(p.name)).Sum(p => p.parameter.numel());
+    var logicalSharded = logical.Where(kv => sharded.Contains(kv.Key)).Sum(kv => kv.Value.numel());
     lock (options)
-        Console.WriteLine($"rank {context.Rank}: {local:N0} parameters here; annotated layers {shard:N0} (logical {logical.Where(kv => partitioned.Contains(kv.Key)).Sum(kv => kv.Value.numel()):N0} / tp {options.Tp})");
+        Console.WriteLine($"rank {context.Rank}: {local:N0} parameters here; sharded parameters {shard:N0} = logical {logicalSharded:N0} / tp {options.Tp}");
     context.TensorParallel.Barrier();
     return Task.Train(model, inputs, targets, options, log: context.Rank == 0);
 });
