@@ -10,6 +10,18 @@ if ! command -v dotnet >/dev/null 2>&1; then
   exit 2
 fi
 
+# The Mpi tests start real mpiexec jobs: MPICH must be installed (MPI.NET needs MPICH's ABI).
+if ! command -v mpiexec >/dev/null 2>&1 || ! ldconfig -p 2>/dev/null | grep -q 'libmpich\.so\.12'; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "== installing MPICH (apt-get install -y mpich libmpich-dev)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mpich libmpich-dev >/dev/null \
+      || { echo "test.sh: installing MPICH failed." >&2; exit 2; }
+  else
+    echo "test.sh: MPICH is required for the Mpi tests. Install it with: sudo apt-get install -y mpich libmpich-dev" >&2
+    exit 2
+  fi
+fi
+
 configuration=${CONFIGURATION:-Release}
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
@@ -29,7 +41,7 @@ status=${PIPESTATUS[0]}
 read -r passed failed skipped < <(grep -E '(Passed|Failed)! +- Failed: ' "$log" | sed -E 's/.*Failed: +([0-9]+), Passed: +([0-9]+), Skipped: +([0-9]+).*/\2 \1 \3/' \
   | awk '{p+=$1; f+=$2; s+=$3} END {print p+0, f+0, s+0}')
 assemblies=$(grep -cE '(Passed|Failed)! +- Failed: ' "$log")
-expected_assemblies=$(dotnet sln Dsl.sln list | grep -cE '^tests/.*\.csproj$')
+expected_assemblies=$(dotnet sln Dsl.sln list | grep -cE '^tests/.*Tests\.csproj$')
 
 echo "$passed passed, $failed failed, $skipped skipped"
 if [ "$status" -ne 0 ] || [ "$failed" -ne 0 ]; then

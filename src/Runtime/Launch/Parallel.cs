@@ -8,8 +8,9 @@ namespace ModelParallel
     public static class Parallel
     {
         /// <summary>
-        /// Runs <paramref name="body"/> on every rank of <paramref name="mesh"/>, ranks as threads of this
-        /// process, and returns when all have finished. If any rank throws, the run is aborted (ranks
+        /// Runs <paramref name="body"/> on every rank of <paramref name="mesh"/> and returns when all have
+        /// finished. Started by <c>mpiexec</c>, this process is one rank of the job and the body runs once
+        /// here; otherwise ranks are threads of this process. If any rank throws, the run is aborted (ranks
         /// waiting in a collective fail at once) and a <see cref="RankFailedException"/> naming the first
         /// failing rank is thrown here.
         /// </summary>
@@ -20,11 +21,15 @@ namespace ModelParallel
                 return true;
             }, options);
 
-        /// <summary>As <see cref="Run(MeshShape, Action{RankContext}, RunOptions?)"/>, returning each rank's result, indexed by rank.</summary>
+        /// <summary>
+        /// As <see cref="Run(MeshShape, Action{RankContext}, RunOptions?)"/>, returning each rank's result, indexed
+        /// by rank. Under mpiexec a process holds only its own rank's entry; the others are default.
+        /// </summary>
         public static T[] Run<T>(MeshShape mesh, Func<RankContext, T> body, RunOptions? options = null)
         {
             ArgumentNullException.ThrowIfNull(body);
             options ??= new RunOptions();
+            if (MpiLaunch.IsUnderMpi) return MpiLaunch.Run(mesh, body, options);
             var results = new T[mesh.World];
             using var abort = new CancellationTokenSource();
             var topology = new InProcessTopology(mesh, abort.Token);

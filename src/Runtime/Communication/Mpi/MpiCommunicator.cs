@@ -1,0 +1,153 @@
+using System;
+using System.Linq;
+using TorchSharp;
+using static MPI.Unsafe;
+
+namespace ModelParallel.Communication.Mpi
+{
+    /// <summary>
+    /// Collectives over an MPI communicator, on the tensor's own storage: a contiguous tensor is reduced
+    /// in place (MPI_IN_PLACE) with no copy; a non-contiguous one is made contiguous once and the result
+    /// written back. float32, float64 and int64 go to MPI as they are; float16 and bfloat16 are widened to
+    /// float32 for the reduction and narrowed back (MPI has no 16-bit float sum).
+    /// </summary>
+    public sealed unsafe class MpiCommunicator : ICommunicator
+    {
+        private static readonly IntPtr InPlace = new(-1); // MPICH's MPI_IN_PLACE
+        private readonly int handle;
+
+        internal MpiCommunicator(int handle, string name)
+        {
+            this.handle = handle;
+            Name = name;
+            int rank, size;
+            MpiLibrary.Check(MPI_Comm_rank(handle, out rank), "MPI_Comm_rank");
+            MpiLibrary.Check(MPI_Comm_size(handle, out size), "MPI_Comm_size");
+            Rank = rank;
+            Size = size;
+        }
+
+        /// <summary>For messages: "tp communicator".</summary>
+        public string Name { get; }
+
+        /// <inheritdoc/>
+        public int Rank { get; }
+
+        /// <inheritdoc/>
+        public int Size { get; }
+
+        /// <inheritdoc/>
+        public void AllReduce(torch.Tensor tensor, ReduceOp op = ReduceOp.Sum)
+        {
+            if (op == ReduceOp.Average && !tensor.is_floating_point())
+                throw new ArgumentException($"ReduceOp.Average needs a floating-point tensor; got {tensor.dtype}.", nameof(op));
+            using var noGrad = torch.no_grad();
+            var work = Wire(tensor);
+            var (type, count) = Describe(work);
+            fixed (byte* data = work.bytes)
+                MpiLibrary.Check(MPI_Allreduce(InPlace, (IntPtr)data, count, type, op == ReduceOp.Max ? MPI_MAX : MPI_SUM, handle), $"MPI_Allreduce on the {Name}");
+            if (op == ReduceOp.Average) work.div_(Size);
+            if (!ReferenceEquals(work, tensor)) tensor.copy_(work);
+        }
+
+        /// <inheritdoc/>
+        public torch.Tensor AllGather(torch.Tensor tensor, long dim)
+        {
+            using var noGrad = torch.no_grad();
+            long axis = Axis(tensor, dim);
+            // MPI gathers contiguous blocks: gather along a new leading dimension, then lay it along `axis`.
+            var send = Wire(tensor);
+            var gathered = torch.empty(new[] { (long)Size }.Concat(send.shape).ToArray(), send.dtype, send.device);
+            var (type, count) = Describe(send);
+            fixed (byte* source = send.bytes)
+            fixed (byte* target = gathered.bytes)
+                MpiLibrary.Check(MPI_Allgather((IntPtr)source, count, type, (IntPtr)target, count, type, handle), $"MPI_Allgather on the {Name}");
+            var result = torch.cat(Enumerable.Range(0, Size).Select(i => gathered[i]).ToArray(), axis);
+            return result.to(tensor.dtype);
+        }
+
+        /// <inheritdoc/>
+        public torch.Tensor ReduceScatter(torch.Tensor tensor, long dim, ReduceOp op = ReduceOp.Sum)
+        {
+            using var noGrad = torch.no_grad();
+            long axis = Axis(tensor, dim);
+            if (tensor.shape[axis] % Size != 0)
+                throw new ArgumentException($"ReduceScatter: dimension {axis} of size {tensor.shape[axis]} is not divisible by the group size {Size} ({Name}).", nameof(tensor));
+            // Swap `axis` to the front so each rank's block is contiguous; MPI reduces and scatters the blocks.
+            var blocks = Wire(tensor.transpose(0, axis));
+            var part = torch.empty(new[] { blocks.shape[0] / Size }.Concat(blocks.shape.Skip(1)).ToArray(), blocks.dtype, blocks.device);
+            var (type, count) = Describe(part);
+            var counts = Enumerable.Repeat(count, Size).ToArray();
+            fixed (byte* source = blocks.bytes)
+            fixed (byte* target = part.bytes)
+                MpiLibrary.Check(MPI_Reduce_scatter((IntPtr)source, (IntPtr)target, counts, type, op == ReduceOp.Max ? MPI_MAX : MPI_SUM, handle), $"MPI_Reduce_scatter on the {Name}");
+            if (op == ReduceOp.Average) part.div_(Size);
+            return part.transpose(0, axis).contiguous().to(tensor.dtype);
+        }
+
+        /// <inheritdoc/>
+        public void Broadcast(torch.Tensor tensor, int root)
+        {
+            if (root < 0 || root >= Size) throw new ArgumentOutOfRangeException(nameof(root), $"Broadcast root {root} is outside the {Name} of size {Size}.");
+            using var noGrad = torch.no_grad();
+            var work = tensor.is_contiguous() ? tensor : tensor.contiguous();
+            fixed (byte* data = work.bytes)
+                MpiLibrary.Check(MPI_Bcast((IntPtr)data, checked((int)work.bytes.Length), MPI_BYTE, root, handle), $"MPI_Bcast on the {Name}");
+            if (!ReferenceEquals(work, tensor)) tensor.copy_(work);
+        }
+
+        /// <inheritdoc/>
+        public void Barrier() => MpiLibrary.Check(MPI_Barrier(handle), $"MPI_Barrier on the {Name}");
+
+        /// <inheritdoc/>
+        public void Send(torch.Tensor tensor, int destination, int tag = 0)
+        {
+            using var noGrad = torch.no_grad();
+            var work = tensor.is_contiguous() ? tensor : tensor.contiguous();
+            fixed (byte* data = work.bytes)
+                MpiLibrary.Check(MPI_Send((IntPtr)data, checked((int)work.bytes.Length), MPI_BYTE, destination, tag, handle), $"MPI_Send to rank {destination} on the {Name}");
+        }
+
+        /// <inheritdoc/>
+        public void Receive(torch.Tensor into, int source, int tag = 0)
+        {
+            using var noGrad = torch.no_grad();
+            var work = into.is_contiguous() ? into : into.contiguous();
+            fixed (byte* data = work.bytes)
+            {
+                MPI.Unsafe.MPI_Status status;
+                MpiLibrary.Check(MPI_Recv((IntPtr)data, checked((int)work.bytes.Length), MPI_BYTE, source, tag, handle, out status), $"MPI_Recv from rank {source} on the {Name}");
+            }
+            if (!ReferenceEquals(work, into)) into.copy_(work);
+        }
+
+        /// <summary>A contiguous tensor of a dtype MPI can reduce: the tensor itself when it already is one.</summary>
+        private static torch.Tensor Wire(torch.Tensor tensor)
+        {
+            var work = tensor.dtype is torch.ScalarType.Float16 or torch.ScalarType.BFloat16 ? tensor.to(torch.float32) : tensor;
+            return work.is_contiguous() ? work : work.contiguous();
+        }
+
+        private static (int Type, int Count) Describe(torch.Tensor tensor)
+        {
+            int type = tensor.dtype switch
+            {
+                torch.ScalarType.Float32 => MPI_FLOAT,
+                torch.ScalarType.Float64 => MPI_DOUBLE,
+                torch.ScalarType.Int64 => MPI_LONG_LONG,
+                _ => throw new NotSupportedException($"MPI collectives support float32, float64, float16, bfloat16 and int64 tensors; got {tensor.dtype}."),
+            };
+            if (tensor.numel() > int.MaxValue)
+                throw new NotSupportedException($"A tensor of {tensor.numel()} elements exceeds MPI's int count; split it into buckets.");
+            return (type, (int)tensor.numel());
+        }
+
+        private static long Axis(torch.Tensor tensor, long dim)
+        {
+            long axis = dim < 0 ? dim + tensor.dim() : dim;
+            if (axis < 0 || axis >= tensor.dim())
+                throw new ArgumentOutOfRangeException(nameof(dim), $"Dimension {dim} is outside a tensor of shape [{string.Join(", ", tensor.shape)}].");
+            return axis;
+        }
+    }
+}

@@ -1,0 +1,46 @@
+using System;
+using System.Reflection;
+using System.Runtime.InteropServices;
+
+namespace ModelParallel.Communication.Mpi
+{
+    /// <summary>
+    /// Points MPI.NET (built for MS-MPI: every import is "msmpi.dll") at an MPICH-ABI library: MPICH itself
+    /// by default, or Intel MPI, Cray MPICH, MVAPICH through MODELPARALLEL_MPI_LIBRARY. Open MPI's ABI
+    /// (pointer handles) is not compatible.
+    /// </summary>
+    internal static class MpiLibrary
+    {
+        public const string Variable = "MODELPARALLEL_MPI_LIBRARY";
+        public const string Default = "libmpich.so.12";
+        private static readonly object Gate = new();
+        private static bool resolverSet;
+
+        public static string Name => Environment.GetEnvironmentVariable(Variable) is { Length: > 0 } name ? name : Default;
+
+        /// <summary>Installs the resolver and checks that the library loads; a one-line error naming the package otherwise.</summary>
+        public static void Load()
+        {
+            lock (Gate)
+            {
+                if (!resolverSet)
+                {
+                    NativeLibrary.SetDllImportResolver(typeof(MPI.Environment).Assembly, Resolve);
+                    resolverSet = true;
+                }
+            }
+            if (!NativeLibrary.TryLoad(Name, out _))
+                throw new DllNotFoundException(
+                    $"MPI library '{Name}' not found: install MPICH (apt-get install -y mpich libmpich-dev) or set {Variable} to an MPICH-ABI library.");
+        }
+
+        private static IntPtr Resolve(string name, Assembly assembly, DllImportSearchPath? path) =>
+            name.StartsWith("msmpi", StringComparison.OrdinalIgnoreCase) ? NativeLibrary.Load(Name) : IntPtr.Zero;
+
+        /// <summary>Throws when an MPI call did not return MPI_SUCCESS.</summary>
+        public static void Check(int code, string call)
+        {
+            if (code != MPI.Unsafe.MPI_SUCCESS) throw new InvalidOperationException($"{call} failed with MPI error code {code}.");
+        }
+    }
+}

@@ -1,0 +1,130 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using ModelParallel.Communication;
+using ModelParallel.Tests.Models;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace ModelParallel.Tests
+{
+    /// <summary>Scenarios checked inside an mpiexec job; a failed check throws, which aborts the job non-zero.</summary>
+    internal static class MpiScenarios
+    {
+        public static void Collectives(RankContext context)
+        {
+            var c = context.TensorParallel;
+            int n = c.Size, r = c.Rank;
+            double triangle = n * (n + 1) / 2.0; // sum over ranks of (r + 1)
+
+            foreach (var dtype in new[] { float32, float64, int64, float16, bfloat16 })
+            {
+                var t = torch.tensor(new float[] { 1, 2, 3 }).to(dtype) * (r + 1);
+                c.AllReduce(t);
+                Expect(new[] { triangle, 2 * triangle, 3 * triangle }, t, $"all-reduce {dtype}");
+                Check(t.dtype == dtype, $"all-reduce keeps {dtype}");
+            }
+
+            var storage = torch.arange(6, dtype: float32).reshape(2, 3) * (r + 1);
+            c.AllReduce(storage.t()); // non-contiguous view: made contiguous once, written back
+            Expect(Enumerable.Range(0, 6).Select(i => i * triangle).ToArray(), storage, "non-contiguous all-reduce");
+
+            var mean = torch.full(new long[] { 2 }, r, float32);
+            c.AllReduce(mean, ReduceOp.Average);
+            Expect(new[] { (n - 1) / 2.0, (n - 1) / 2.0 }, mean, "average");
+            var max = torch.tensor(new double[] { r, -r });
+            c.AllReduce(max, ReduceOp.Max);
+            Expect(new double[] { n - 1, 0 }, max, "max");
+
+            var rows = c.AllGather(torch.full(new long[] { 1, 2 }, r, float32), 0);
+            Expect(Enumerable.Range(0, n).SelectMany(i => new double[] { i, i }).ToArray(), rows, "all-gather dim 0");
+            var columns = c.AllGather(torch.full(new long[] { 2, 1 }, r, float32), -1);
+            Expect(Enumerable.Range(0, 2).SelectMany(_ => Enumerable.Range(0, n).Select(i => (double)i)).ToArray(), columns, "all-gather dim -1");
+
+            var scattered = c.ReduceScatter(torch.arange(2 * n, dtype: float32).reshape(2, n) * (r + 1), 1);
+            Expect(new[] { r * triangle, (n + r) * triangle }, scattered, "reduce-scatter dim 1");
+
+            var broadcast = torch.full(new long[] { 3 }, 7 * r, float32);
+            c.Broadcast(broadcast, root: n - 1);
+            Expect(Enumerable.Repeat(7.0 * (n - 1), 3).ToArray(), broadcast, "broadcast");
+
+            if (n > 1)
+            {
+                var into = torch.zeros(2);
+                if (r % 2 == 0)
+                {
+                    c.Send(torch.full(new long[] { 2 }, 100 + r, float32), (r + 1) % n, tag: 3);
+                    c.Receive(into, (r + n - 1) % n, tag: 3);
+                }
+                else
+                {
+                    c.Receive(into, (r + n - 1) % n, tag: 3);
+                    c.Send(torch.full(new long[] { 2 }, 100 + r, float32), (r + 1) % n, tag: 3);
+                }
+                Expect(Enumerable.Repeat(100.0 + (r + n - 1) % n, 2).ToArray(), into, "ring send/receive");
+            }
+            c.Barrier();
+            if (context.Rank == 0) Console.WriteLine($"collectives ok on {n} processes");
+        }
+
+        public static void Equivalence(MeshShape mesh)
+        {
+            var shape = new ModelShape(Features: 8, Width: 16, Hidden: 32, Outputs: 4, Depth: 2, Bias: true);
+            torch.manual_seed(5); // the same logical weights in every process
+            var reference = new ReferenceModel(shape);
+            var logical = reference.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone());
+            using var generator = new torch.Generator(9);
+            var batches = Enumerable.Range(0, 3).Select(_ => (torch.empty(6, shape.Features).normal_(0, 1, generator), torch.empty(6, shape.Outputs).normal_(0, 1, generator))).ToList();
+            var expected = Train(reference, batches, m => m.named_parameters().ToDictionary(p => p.name, p => p.parameter.grad!.clone()), m => m.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone()));
+
+            Parallel.Run(mesh, context =>
+            {
+                var model = new TestModel(shape);
+                LogicalState.Load(model, logical);
+                var actual = Train(model, batches, LogicalState.ExportGradients, LogicalState.Export);
+                Close(expected.Loss, actual.Loss, "loss");
+                foreach (var (name, g) in expected.Gradients) Close(g, actual.Gradients[name], $"gradient of {name}");
+                foreach (var (name, p) in expected.Parameters) Close(p, actual.Parameters[name], $"{name} after 3 Adam steps");
+                context.World.Barrier();
+                if (context.Rank == 0) Console.WriteLine($"equivalence ok on {mesh}");
+            });
+        }
+
+        private static (Tensor Loss, Dictionary<string, Tensor> Gradients, Dictionary<string, Tensor> Parameters) Train<TModel>(
+            TModel model, List<(Tensor X, Tensor Y)> batches, Func<TModel, Dictionary<string, Tensor>> gradients, Func<TModel, Dictionary<string, Tensor>> export)
+            where TModel : nn.Module<Tensor, Tensor>
+        {
+            var optimizer = torch.optim.Adam(model.parameters(), lr: 0.01);
+            Tensor? first = null;
+            Dictionary<string, Tensor>? grads = null;
+            foreach (var (x, y) in batches)
+            {
+                optimizer.zero_grad();
+                var loss = nn.functional.mse_loss(model.forward(x), y);
+                loss.backward();
+                first ??= loss.detach().clone();
+                grads ??= gradients(model);
+                optimizer.step();
+            }
+            return (first!, grads!, export(model));
+        }
+
+        private static void Close(Tensor expected, Tensor actual, string what)
+        {
+            double scale = expected.abs().max().to(float64).item<double>();
+            double difference = (expected.to(float64) - actual.to(float64)).abs().max().item<double>();
+            Check(difference <= 1e-5 * scale, $"{what}: difference {difference:E3} exceeds 1e-5 x {scale:E3}");
+        }
+
+        private static void Expect(double[] expected, Tensor actual, string what)
+        {
+            var values = actual.to(float64).contiguous().data<double>().ToArray();
+            Check(expected.SequenceEqual(values), $"{what}: got [{string.Join(", ", values)}], expected [{string.Join(", ", expected)}]");
+        }
+
+        private static void Check(bool condition, string message)
+        {
+            if (!condition) throw new InvalidOperationException(message);
+        }
+    }
+}

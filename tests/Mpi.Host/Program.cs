@@ -1,0 +1,32 @@
+using System;
+using System.Linq;
+using ModelParallel;
+using ModelParallel.Tests;
+using ModelParallel.Tests.Models;
+using TorchSharp;
+
+torch.set_num_threads(1);
+int world = int.Parse(Environment.GetEnvironmentVariable("PMI_SIZE") ?? "1");
+switch (args.FirstOrDefault())
+{
+    case "collectives":
+        Parallel.Run(new MeshShape(tp: world), MpiScenarios.Collectives);
+        break;
+    case "fail":
+        Parallel.Run(new MeshShape(tp: world), context =>
+        {
+            if (context.Rank == 1) throw new InvalidOperationException("boom from rank 1");
+            context.TensorParallel.AllReduce(torch.ones(4));
+        });
+        break;
+    case "mismatch":
+        Parallel.Run(new MeshShape(tp: world + 1), _ => { });
+        break;
+    case "equivalence":
+        MpiScenarios.Equivalence(new MeshShape(tp: world));
+        break;
+    default:
+        Console.Error.WriteLine("usage: ModelParallel.Mpi.Host collectives|fail|mismatch|equivalence (under mpiexec)");
+        return 2;
+}
+return 0;

@@ -1,0 +1,37 @@
+using System;
+using System.Diagnostics;
+using System.IO;
+using System.Threading.Tasks;
+
+namespace ModelParallel.Tests
+{
+    /// <summary>Starts the Mpi host under <c>mpiexec -n N</c> and collects its exit code and output, with a hard time limit.</summary>
+    internal static class MpiJob
+    {
+        public static readonly TimeSpan Limit = TimeSpan.FromSeconds(60);
+
+        public sealed record Outcome(int ExitCode, string Output, TimeSpan Elapsed);
+
+        public static Outcome Run(int processes, string scenario)
+        {
+            var host = Path.Combine(AppContext.BaseDirectory, "ModelParallel.Mpi.Host.dll");
+            var start = new ProcessStartInfo("mpiexec", $"-n {processes} dotnet \"{host}\" {scenario}")
+            {
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+                UseShellExecute = false,
+            };
+            var clock = Stopwatch.StartNew();
+            using var process = Process.Start(start) ?? throw new InvalidOperationException("could not start mpiexec (install MPICH: apt-get install -y mpich libmpich-dev)");
+            var stdout = process.StandardOutput.ReadToEndAsync();
+            var stderr = process.StandardError.ReadToEndAsync();
+            if (!process.WaitForExit(Limit))
+            {
+                process.Kill(entireProcessTree: true);
+                throw new TimeoutException($"mpiexec -n {processes} {scenario} did not finish within {Limit.TotalSeconds} s (a hang).");
+            }
+            Task.WaitAll(stdout, stderr);
+            return new Outcome(process.ExitCode, stdout.Result + stderr.Result, clock.Elapsed);
+        }
+    }
+}

@@ -1,0 +1,48 @@
+using System;
+using Xunit;
+
+namespace ModelParallel.Tests
+{
+    /// <summary>Real mpiexec jobs of 2 and 4 processes (MPICH through MPI.NET).</summary>
+    [Trait("Category", "Mpi")]
+    public sealed class MpiTests
+    {
+        [Theory]
+        [InlineData(2)]
+        [InlineData(4)]
+        public void CollectivesMatchHandComputedResults(int processes)
+        {
+            var job = MpiJob.Run(processes, "collectives");
+            Assert.True(job.ExitCode == 0, job.Output);
+            Assert.Contains($"collectives ok on {processes} processes", job.Output);
+        }
+
+        [Theory]
+        [InlineData(2)]
+        [InlineData(4)]
+        public void TensorParallelTrainingMatchesOneDevice(int processes)
+        {
+            var job = MpiJob.Run(processes, "equivalence");
+            Assert.True(job.ExitCode == 0, job.Output);
+            Assert.Contains($"equivalence ok on mesh dp=1 × pp=1 × tp={processes}", job.Output);
+        }
+
+        [Fact]
+        public void ARankThatThrowsAbortsTheJobAndIsNamed()
+        {
+            var job = MpiJob.Run(2, "fail");
+            Assert.NotEqual(0, job.ExitCode);
+            Assert.True(job.Elapsed < TimeSpan.FromSeconds(30), $"took {job.Elapsed}");
+            Assert.Contains("ModelParallel: rank 1 of 2", job.Output);
+            Assert.Contains("boom from rank 1", job.Output);
+        }
+
+        [Fact]
+        public void AMeshThatDoesNotMatchTheProcessCountFailsBeforeAnyWork()
+        {
+            var job = MpiJob.Run(2, "mismatch");
+            Assert.NotEqual(0, job.ExitCode);
+            Assert.Contains("needs 3 ranks, but mpiexec started 2 processes", job.Output);
+        }
+    }
+}
