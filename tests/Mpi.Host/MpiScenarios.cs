@@ -75,38 +75,19 @@ namespace ModelParallel.Tests
             var logical = reference.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone());
             using var generator = new torch.Generator(9);
             var batches = Enumerable.Range(0, 3).Select(_ => (torch.empty(6, shape.Features).normal_(0, 1, generator), torch.empty(6, shape.Outputs).normal_(0, 1, generator))).ToList();
-            var expected = Train(reference, batches, m => m.named_parameters().ToDictionary(p => p.name, p => p.parameter.grad!.clone()), m => m.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone()));
+            var expected = TrainingRun.Train(reference, batches, m => m.named_parameters().ToDictionary(p => p.name, p => p.parameter.grad!.clone()), m => m.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone()));
 
             Parallel.Run(mesh, context =>
             {
                 var model = new TestModel(shape);
                 LogicalState.Load(model, logical);
-                var actual = Train(model, batches, LogicalState.ExportGradients, LogicalState.Export);
+                var actual = TrainingRun.Train(model, batches, LogicalState.ExportGradients, LogicalState.Export);
                 Close(expected.Loss, actual.Loss, "loss");
                 foreach (var (name, g) in expected.Gradients) Close(g, actual.Gradients[name], $"gradient of {name}");
                 foreach (var (name, p) in expected.Parameters) Close(p, actual.Parameters[name], $"{name} after 3 Adam steps");
                 context.World.Barrier();
                 if (context.Rank == 0) Console.WriteLine($"equivalence ok on {mesh}");
             });
-        }
-
-        private static (Tensor Loss, Dictionary<string, Tensor> Gradients, Dictionary<string, Tensor> Parameters) Train<TModel>(
-            TModel model, List<(Tensor X, Tensor Y)> batches, Func<TModel, Dictionary<string, Tensor>> gradients, Func<TModel, Dictionary<string, Tensor>> export)
-            where TModel : nn.Module<Tensor, Tensor>
-        {
-            var optimizer = torch.optim.Adam(model.parameters(), lr: 0.01);
-            Tensor? first = null;
-            Dictionary<string, Tensor>? grads = null;
-            foreach (var (x, y) in batches)
-            {
-                optimizer.zero_grad();
-                var loss = nn.functional.mse_loss(model.forward(x), y);
-                loss.backward();
-                first ??= loss.detach().clone();
-                grads ??= gradients(model);
-                optimizer.step();
-            }
-            return (first!, grads!, export(model));
         }
 
         private static void Close(Tensor expected, Tensor actual, string what)

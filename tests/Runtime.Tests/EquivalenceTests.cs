@@ -39,14 +39,14 @@ namespace ModelParallel.Tests
             torch.manual_seed(11 + shapeIndex);
             var reference = new ReferenceModel(shape);
             var logical = reference.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone());
-            var expected = Train(reference, batches, gather: m => m.named_parameters().ToDictionary(p => p.name, p => p.parameter.grad!.clone()),
-                export: m => m.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone()));
+            var expected = TrainingRun.Train(reference, batches, gradients: m => m.named_parameters().ToDictionary(p => p.name, p => p.parameter.grad!.clone()),
+                state: m => m.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone()));
 
             var results = Parallel.Run(new MeshShape(tp: tp), context =>
             {
                 var model = new TestModel(shape);
                 LogicalState.Load(model, logical);
-                return Train(model, batches, LogicalState.ExportGradients, LogicalState.Export);
+                return TrainingRun.Train(model, batches, LogicalState.ExportGradients, LogicalState.Export);
             });
 
             foreach (var (actual, rank) in results.Select((r, i) => (r, i)))
@@ -89,37 +89,11 @@ namespace ModelParallel.Tests
             }
         }
 
-        private sealed record Outcome(Tensor Output, Tensor Loss, Dictionary<string, Tensor> Gradients, Dictionary<string, Tensor> Parameters);
-
         private static List<(Tensor X, Tensor Y)> Batches(ModelShape shape)
         {
             using var generator = new torch.Generator(42);
             return Enumerable.Range(0, Steps).Select(_ =>
                 (torch.empty(7, shape.Features).normal_(0, 1, generator), torch.empty(7, shape.Outputs).normal_(0, 1, generator))).ToList();
-        }
-
-        private static Outcome Train<TModel>(TModel model, List<(Tensor X, Tensor Y)> batches,
-            System.Func<TModel, Dictionary<string, Tensor>> gather, System.Func<TModel, Dictionary<string, Tensor>> export)
-            where TModel : nn.Module<Tensor, Tensor>
-        {
-            var optimizer = torch.optim.Adam(model.parameters(), lr: 0.01);
-            Tensor? output = null, firstLoss = null;
-            Dictionary<string, Tensor>? gradients = null;
-            foreach (var (x, y) in batches)
-            {
-                optimizer.zero_grad();
-                var prediction = model.forward(x);
-                var loss = nn.functional.mse_loss(prediction, y);
-                loss.backward();
-                if (gradients is null)
-                {
-                    output = prediction.detach().clone();
-                    firstLoss = loss.detach().clone();
-                    gradients = gather(model);
-                }
-                optimizer.step();
-            }
-            return new Outcome(output!, firstLoss!, gradients!, export(model));
         }
     }
 }

@@ -1,6 +1,7 @@
 using System;
 using System.Linq;
 using TorchSharp;
+using static ModelParallel.Communication.CollectiveArguments;
 
 namespace ModelParallel.Communication
 {
@@ -55,7 +56,7 @@ namespace ModelParallel.Communication
         public torch.Tensor AllGather(torch.Tensor tensor, long dim)
         {
             using var noGrad = torch.no_grad();
-            var axis = NormalizeDim(tensor, dim);
+            var axis = Axis(tensor, dim);
             Meet(Describe("AllGather", tensor, $"dim {axis}"), tensor);
             var result = torch.cat(Enumerable.Range(0, Size).Select(k => (torch.Tensor)group.Inputs[k]!).ToArray(), axis);
             group.Arrive(Rank, "AllGather");
@@ -67,7 +68,7 @@ namespace ModelParallel.Communication
         {
             CheckReduction(tensor, op);
             using var noGrad = torch.no_grad();
-            var axis = NormalizeDim(tensor, dim);
+            var axis = Axis(tensor, dim);
             if (tensor.shape[axis] % Size != 0)
                 throw new ArgumentException($"ReduceScatter: dimension {axis} of size {tensor.shape[axis]} is not divisible by the group size {Size} ({group.Name}).", nameof(tensor));
             Meet(Describe("ReduceScatter", tensor, $"dim {axis}, {op}"), tensor);
@@ -153,27 +154,11 @@ namespace ModelParallel.Communication
                 throw new ArgumentOutOfRangeException(nameof(peer), $"{what} rank {peer}: not another rank of the {group.Name} (size {Size}, this rank {Rank}).");
         }
 
-        private static void CheckReduction(torch.Tensor tensor, ReduceOp op)
-        {
-            if (op == ReduceOp.Average && !tensor.is_floating_point())
-                throw new ArgumentException($"ReduceOp.Average needs a floating-point tensor; got {tensor.dtype}.", nameof(op));
-        }
-
-        private static long NormalizeDim(torch.Tensor tensor, long dim)
-        {
-            long axis = dim < 0 ? dim + tensor.dim() : dim;
-            if (axis < 0 || axis >= tensor.dim())
-                throw new ArgumentOutOfRangeException(nameof(dim), $"Dimension {dim} is outside a tensor of shape {Shape(tensor)}.");
-            return axis;
-        }
-
         internal static (long Start, long Length) Chunk(long count, int parts, int index)
         {
             long size = (count + parts - 1) / parts;
             long start = Math.Min(count, size * index);
             return (start, Math.Min(size, count - start));
         }
-
-        private static string Shape(torch.Tensor tensor) => $"{tensor.dtype.ToString().ToLowerInvariant()}[{string.Join(", ", tensor.shape)}]";
     }
 }

@@ -2,6 +2,7 @@ using System;
 using System.Linq;
 using TorchSharp;
 using static MPI.Unsafe;
+using static ModelParallel.Communication.CollectiveArguments;
 
 namespace ModelParallel.Communication.Mpi
 {
@@ -39,8 +40,7 @@ namespace ModelParallel.Communication.Mpi
         /// <inheritdoc/>
         public void AllReduce(torch.Tensor tensor, ReduceOp op = ReduceOp.Sum)
         {
-            if (op == ReduceOp.Average && !tensor.is_floating_point())
-                throw new ArgumentException($"ReduceOp.Average needs a floating-point tensor; got {tensor.dtype}.", nameof(op));
+            CheckReduction(tensor, op);
             using var noGrad = torch.no_grad();
             var work = Wire(tensor);
             var (type, count) = Describe(work);
@@ -140,14 +140,6 @@ namespace ModelParallel.Communication.Mpi
             if (tensor.numel() > int.MaxValue)
                 throw new NotSupportedException($"A tensor of {tensor.numel()} elements exceeds MPI's int count; split it into buckets.");
             return (type, (int)tensor.numel());
-        }
-
-        private static long Axis(torch.Tensor tensor, long dim)
-        {
-            long axis = dim < 0 ? dim + tensor.dim() : dim;
-            if (axis < 0 || axis >= tensor.dim())
-                throw new ArgumentOutOfRangeException(nameof(dim), $"Dimension {dim} is outside a tensor of shape [{string.Join(", ", tensor.shape)}].");
-            return axis;
         }
     }
 }

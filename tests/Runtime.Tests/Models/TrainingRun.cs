@@ -1,0 +1,40 @@
+using System;
+using System.Collections.Generic;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace ModelParallel.Tests.Models
+{
+    /// <summary>
+    /// A few Adam steps of mean-squared-error regression, recording what the equivalence checks compare:
+    /// the first step's output, loss and gradients, and the final state. Shared by the in-process and MPI tests.
+    /// </summary>
+    public static class TrainingRun
+    {
+        public sealed record Outcome(Tensor Output, Tensor Loss, Dictionary<string, Tensor> Gradients, Dictionary<string, Tensor> Parameters);
+
+        public static Outcome Train<TModel>(TModel model, List<(Tensor X, Tensor Y)> batches,
+            Func<TModel, Dictionary<string, Tensor>> gradients, Func<TModel, Dictionary<string, Tensor>> state)
+            where TModel : nn.Module<Tensor, Tensor>
+        {
+            var optimizer = torch.optim.Adam(model.parameters(), lr: 0.01);
+            Tensor? output = null, firstLoss = null;
+            Dictionary<string, Tensor>? firstGradients = null;
+            foreach (var (x, y) in batches)
+            {
+                optimizer.zero_grad();
+                var prediction = model.forward(x);
+                var loss = nn.functional.mse_loss(prediction, y);
+                loss.backward();
+                if (firstGradients is null)
+                {
+                    output = prediction.detach().clone();
+                    firstLoss = loss.detach().clone();
+                    firstGradients = gradients(model);
+                }
+                optimizer.step();
+            }
+            return new Outcome(output!, firstLoss!, firstGradients!, state(model));
+        }
+    }
+}
