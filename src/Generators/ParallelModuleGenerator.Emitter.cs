@@ -129,9 +129,12 @@ namespace ModelParallel.Generators
                     w.Line($"    => {Runtime}.{factory}(\"{layer}\", {arguments});");
                     return;
                 }
-                var (forwardComment, method) = site.Placement == LayerPlacement.Column
-                    ? ("f (identity forward, all-reduce backward), then the local shard: R -> S(-1)", "ColumnForward")
-                    : ("the local shard S(-1) -> P, then g (all-reduce forward, identity backward) and the bias once: P -> R", "RowForward");
+                var (forwardComment, method) = site.Placement switch
+                {
+                    LayerPlacement.Column => ("f (identity forward, all-reduce backward), then the local shard: R -> S(-1)", "ColumnForward"),
+                    LayerPlacement.Row => ("the local shard S(-1) -> P, then g (all-reduce forward, identity backward) and the bias once: P -> R", "RowForward"),
+                    _ => ("replicated, no tp communication: R -> R (gradients tapped for dp averaging when dp > 1)", "ReplicatedForward"),
+                };
                 w.Line($"// {site.Field}.forward(...) at {site.Where}: {forwardComment}");
                 w.Line($"[global::System.Runtime.CompilerServices.InterceptsLocation({site.Version}, \"{site.Data}\")]");
                 w.Line($"internal static {site.ReturnType} Forward_{site.Field}_{index}(this {site.ReceiverType} self, {parameters})");

@@ -76,7 +76,7 @@ namespace ModelParallel.Generators
                     }
                 }
 
-                foreach (var layer in layers.Values.Where(l => l.Placement is LayerPlacement.Column or LayerPlacement.Row && !constructed.Contains(l.Field)))
+                foreach (var layer in layers.Values.Where(l => IsPartitioned(l) && !constructed.Contains(l.Field)))
                 {
                     var field = type.GetMembers(layer.Field).First();
                     diagnostics.Add(Diagnostic(DiagnosticDescriptors.LayerNotConstructedId, field.Locations.FirstOrDefault(),
@@ -136,13 +136,13 @@ namespace ModelParallel.Generators
                     return;
                 }
 
-                if (PartitionedField(type, layers, invocation.Instance) is not { } layer) return;
+                if (LayerField(type, layers, invocation.Instance) is not { } layer) return;
                 if (method.Name == "forward" && method.Parameters.Length == 1 && method.ContainingType.ToDisplayString() == LinearType)
                 {
                     if (Intercept(InterceptionKind.Forward, layer, method, call, model, cancellationToken) is { } forward)
                         interceptions.Add(forward);
                 }
-                else if (method.Name == "call")
+                else if (method.Name == "call" && IsPartitioned(layer))
                 {
                     diagnostics.Add(Diagnostic(DiagnosticDescriptors.BypassedPartitionId, call.GetLocation(),
                         layer.Field, "invoked through 'call'", PlacementName(layer.Placement)));
@@ -175,14 +175,18 @@ namespace ModelParallel.Generators
                 };
             }
 
-            /// <summary>The column- or row-parallel layer field an instance expression reads, if any.</summary>
-            private static LayerSpec? PartitionedField(INamedTypeSymbol type, Dictionary<string, LayerSpec> layers, IOperation? instance)
+            /// <summary>The layer field of this class an instance expression reads, if any.</summary>
+            private static LayerSpec? LayerField(INamedTypeSymbol type, Dictionary<string, LayerSpec> layers, IOperation? instance)
             {
                 while (instance is IConversionOperation conversion) instance = conversion.Operand;
-                if (instance is not IFieldReferenceOperation reference || !Own(type, reference.Field)) return null;
-                var layer = Layer(layers, reference.Field);
-                return layer?.Placement is LayerPlacement.Column or LayerPlacement.Row ? layer : null;
+                return instance is IFieldReferenceOperation reference && Own(type, reference.Field) ? Layer(layers, reference.Field) : null;
             }
+
+            /// <summary>The column- or row-parallel layer field an instance expression reads, if any.</summary>
+            private static LayerSpec? PartitionedField(INamedTypeSymbol type, Dictionary<string, LayerSpec> layers, IOperation? instance) =>
+                LayerField(type, layers, instance) is { } layer && IsPartitioned(layer) ? layer : null;
+
+            private static bool IsPartitioned(LayerSpec layer) => layer.Placement is LayerPlacement.Column or LayerPlacement.Row;
 
             private static bool IsConstructor(IOperation operation)
             {

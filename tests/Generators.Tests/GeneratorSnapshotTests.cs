@@ -24,13 +24,14 @@ namespace ModelParallel.Generators.Tests
             var (result, compilation) = GeneratorHarness.Run(("Block.cs", Samples.Block));
             Assert.Empty(compilation.Where(d => d.Severity >= DiagnosticSeverity.Warning));
             var text = result.GeneratedSources.Single().SourceText.ToString();
-            // Three factories (norm is not a Linear), two forwards (the replicated gate's forward needs no communication).
-            Assert.Equal(5, text.Split("[global::System.Runtime.CompilerServices.InterceptsLocation(").Length - 1);
+            // Three factories (norm is not a Linear) and three forwards (the replicated gate's, for dp gradient taps).
+            Assert.Equal(6, text.Split("[global::System.Runtime.CompilerServices.InterceptsLocation(").Length - 1);
             Assert.Contains("CreateColumnParallel(\"Sample.Block.up\"", text);
             Assert.Contains("CreateRowParallel(\"Sample.Block.down\"", text);
             Assert.Contains("CreateReplicated(\"Sample.Block.gate\"", text);
             Assert.Contains("ColumnForward(\"Sample.Block.up\"", text);
             Assert.Contains("RowForward(\"Sample.Block.down\"", text);
+            Assert.Contains("ReplicatedForward(\"Sample.Block.gate\"", text);
         }
 
         [Fact]

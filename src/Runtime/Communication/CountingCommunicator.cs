@@ -67,6 +67,13 @@ namespace ModelParallel.Communication
         }
 
         /// <inheritdoc/>
+        public PendingCollective StartAllReduce(torch.Tensor tensor, ReduceOp op = ReduceOp.Sum)
+        {
+            Count(CollectiveKind.AllReduce, tensor.numel());
+            return Inner.StartAllReduce(tensor, op);
+        }
+
+        /// <inheritdoc/>
         public torch.Tensor AllGather(torch.Tensor tensor, long dim)
         {
             Count(CollectiveKind.AllGather, tensor.numel());

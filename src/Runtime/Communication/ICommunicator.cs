@@ -29,6 +29,13 @@ namespace ModelParallel.Communication
         /// <summary>Reduces <paramref name="tensor"/> over the group, in place on every rank.</summary>
         void AllReduce(torch.Tensor tensor, ReduceOp op = ReduceOp.Sum);
 
+        /// <summary>
+        /// Starts an in-place all-reduce of a contiguous tensor and returns at once where the transport allows
+        /// (MPI_Iallreduce); <see cref="PendingCollective.Wait"/> completes it. Every rank must start the same
+        /// reductions in the same order. The tensor must not be touched until the wait.
+        /// </summary>
+        PendingCollective StartAllReduce(torch.Tensor tensor, ReduceOp op = ReduceOp.Sum);
+
         /// <summary>Concatenates every rank's equally shaped <paramref name="tensor"/> along <paramref name="dim"/>, in rank order.</summary>
         torch.Tensor AllGather(torch.Tensor tensor, long dim);
 

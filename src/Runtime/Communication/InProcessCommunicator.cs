@@ -52,6 +52,13 @@ namespace ModelParallel.Communication
             if (!ReferenceEquals(work, tensor)) tensor.copy_(work);
         }
 
+        /// <summary>Threads have no transport to progress in the background: the reduction completes before this returns.</summary>
+        public PendingCollective StartAllReduce(torch.Tensor tensor, ReduceOp op = ReduceOp.Sum)
+        {
+            AllReduce(tensor, op);
+            return PendingCollective.Completed;
+        }
+
         /// <inheritdoc/>
         public torch.Tensor AllGather(torch.Tensor tensor, long dim)
         {

@@ -49,15 +49,16 @@ namespace ModelParallel.Layers
             var context = RankContext.Current;
             if (context is null) return self.forward(input);
             context.ThrowIfDeferredFailure();
-            return self.forward(TensorParallel.CopyToTensorParallel(input, context.TensorParallel));
+            return Local(context, self, TensorParallel.CopyToTensorParallel(input, context.TensorParallel));
         }
 
         /// <summary>The local shard (S(-1) → P), g (all-reduce forward, identity backward), then the bias once: output R.</summary>
         public static torch.Tensor RowForward(string layer, Linear self, torch.Tensor input)
         {
             var context = RankContext.Current;
-            if (context is null || context.Mesh.Tp == 1) return self.forward(input);
+            if (context is null) return self.forward(input);
             context.ThrowIfDeferredFailure();
+            if (context.Mesh.Tp == 1) return Local(context, self, input);
             long local = self.weight!.shape[1];
             if (input.shape[^1] != local)
             {
@@ -67,10 +68,25 @@ namespace ModelParallel.Layers
                 throw new ArgumentException(
                     $"Layer '{layer}' (RowParallel): input dimension -1 has size {input.shape[^1]}, expected the local shard size {local} (in_features {local * context.Mesh.Tp} / tp {context.Mesh.Tp}, {context.Mesh}).{hint}");
             }
-            var partial = torch.nn.functional.linear(input, self.weight, null);
+            var partial = torch.nn.functional.linear(input, context.Tapped(self.weight)!, null);
             var reduced = TensorParallel.ReduceFromTensorParallel(partial, context.TensorParallel);
-            return self.bias is null ? reduced : reduced + self.bias;
+            return self.bias is null ? reduced : reduced + context.Tapped(self.bias)!;
         }
+
+        /// <summary>A replicated layer: the plain forward, with its gradients tapped for data parallelism when dp &gt; 1.</summary>
+        public static torch.Tensor ReplicatedForward(string layer, Linear self, torch.Tensor input)
+        {
+            var context = RankContext.Current;
+            if (context is null) return self.forward(input);
+            context.ThrowIfDeferredFailure();
+            return Local(context, self, input);
+        }
+
+        /// <summary>The layer on its local weights; through the gradient taps when data parallelism needs them.</summary>
+        private static torch.Tensor Local(RankContext context, Linear self, torch.Tensor input) =>
+            context.GradientTaps is null
+                ? self.forward(input)
+                : torch.nn.functional.linear(input, context.Tapped(self.weight)!, context.Tapped(self.bias));
 
         private static long Divide(string layer, string placement, string dimension, long size, MeshShape mesh)
         {

@@ -68,6 +68,13 @@ namespace ModelParallel
             _ => TensorParallel,
         };
 
+        /// <summary>The data-parallel gradient averaging whose taps partitioned layers apply in forward (dp &gt; 1 only).</summary>
+        internal DataParallel.DataParallelGradients? GradientTaps { get; set; }
+
+        /// <summary>The parameter itself, or the parameter routed through the data-parallel gradient tap.</summary>
+        internal torch.Tensor? Tapped(TorchSharp.Modules.Parameter? parameter) =>
+            parameter is null ? null : GradientTaps is { } taps ? taps.Tap(parameter) : parameter;
+
         /// <summary>
         /// Numbers layer constructions in order. Every rank builds the same model in the same order,
         /// so the ordinal names the same layer on every rank.

@@ -53,9 +53,14 @@ namespace ModelParallel.Generated
         internal static global::TorchSharp.torch.Tensor Forward_up_3(this global::TorchSharp.Modules.Linear self, global::TorchSharp.torch.Tensor tensor)
             => global::ModelParallel.Layers.ParallelLinear.ColumnForward("Sample.Block.up", self, tensor);
 
+        // gate.forward(...) at Block.cs(27,38): replicated, no tp communication: R -> R (gradients tapped for dp averaging when dp > 1)
+        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "q53lvrPekJHG7UhCm8rw/3cDAABCbG9jay5jcw==")]
+        internal static global::TorchSharp.torch.Tensor Forward_gate_4(this global::TorchSharp.Modules.Linear self, global::TorchSharp.torch.Tensor tensor)
+            => global::ModelParallel.Layers.ParallelLinear.ReplicatedForward("Sample.Block.gate", self, tensor);
+
         // down.forward(...) at Block.cs(27,57): the local shard S(-1) -> P, then g (all-reduce forward, identity backward) and the bias once: P -> R
         [global::System.Runtime.CompilerServices.InterceptsLocation(1, "q53lvrPekJHG7UhCm8rw/48DAABCbG9jay5jcw==")]
-        internal static global::TorchSharp.torch.Tensor Forward_down_4(this global::TorchSharp.Modules.Linear self, global::TorchSharp.torch.Tensor tensor)
+        internal static global::TorchSharp.torch.Tensor Forward_down_5(this global::TorchSharp.Modules.Linear self, global::TorchSharp.torch.Tensor tensor)
             => global::ModelParallel.Layers.ParallelLinear.RowForward("Sample.Block.down", self, tensor);
     }
 }

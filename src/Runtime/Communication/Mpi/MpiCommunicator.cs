@@ -50,6 +50,36 @@ namespace ModelParallel.Communication.Mpi
             if (!ReferenceEquals(work, tensor)) tensor.copy_(work);
         }
 
+        /// <summary>
+        /// MPI_Iallreduce in place on the tensor's storage; the wait is MPI_Wait. Tensors MPI cannot reduce as
+        /// they are (non-contiguous, 16-bit floats) are reduced at once instead.
+        /// </summary>
+        public PendingCollective StartAllReduce(torch.Tensor tensor, ReduceOp op = ReduceOp.Sum)
+        {
+            CheckReduction(tensor, op);
+            if (!tensor.is_contiguous() || tensor.dtype is torch.ScalarType.Float16 or torch.ScalarType.BFloat16)
+            {
+                AllReduce(tensor, op);
+                return PendingCollective.Completed;
+            }
+            var (type, count) = Describe(tensor);
+            var request = new int[1];
+            fixed (byte* data = tensor.bytes)
+            fixed (int* r = request)
+                MpiLibrary.Check(MpiLibrary.Iallreduce(InPlace, (IntPtr)data, count, type, op == ReduceOp.Max ? MPI_MAX : MPI_SUM, handle, r), $"MPI_Iallreduce on the {Name}");
+            // The storage is libtorch's, not the managed heap's: it stays put while the closure keeps the tensor alive.
+            return new PendingCollective(() =>
+            {
+                fixed (int* r = request)
+                    MpiLibrary.Check(MpiLibrary.Wait(r, MpiLibrary.StatusIgnore), $"MPI_Wait on the {Name}");
+                if (op == ReduceOp.Average)
+                {
+                    using var noGrad = torch.no_grad();
+                    tensor.div_(Size);
+                }
+            });
+        }
+
         /// <inheritdoc/>
         public torch.Tensor AllGather(torch.Tensor tensor, long dim)
         {

@@ -15,6 +15,10 @@ namespace ModelParallel.Communication.Mpi
         public const string Default = "libmpich.so.12";
         private static readonly object Gate = new();
         private static bool resolverSet;
+        private static IntPtr handle;
+
+        /// <summary>MPICH's MPI_STATUS_IGNORE.</summary>
+        public static readonly IntPtr StatusIgnore = new(1);
 
         public static string Name => Environment.GetEnvironmentVariable(Variable) is { Length: > 0 } name ? name : Default;
 
@@ -29,10 +33,21 @@ namespace ModelParallel.Communication.Mpi
                     resolverSet = true;
                 }
             }
-            if (!NativeLibrary.TryLoad(Name, out _))
+            if (!NativeLibrary.TryLoad(Name, out handle))
                 throw new DllNotFoundException(
                     $"MPI library '{Name}' not found: install MPICH (apt-get install -y mpich libmpich-dev) or set {Variable} to an MPICH-ABI library.");
         }
+
+        /// <summary>
+        /// MPI-3 calls MPI.NET (MPI-2) does not bind, resolved from the same library:
+        /// MPI_Iallreduce(sendbuf, recvbuf, count, datatype, op, comm, request*) and MPI_Wait(request*, status*).
+        /// </summary>
+        public static unsafe delegate* unmanaged<IntPtr, IntPtr, int, int, int, int, int*, int> Iallreduce =>
+            (delegate* unmanaged<IntPtr, IntPtr, int, int, int, int, int*, int>)NativeLibrary.GetExport(handle, "MPI_Iallreduce");
+
+        /// <inheritdoc cref="Iallreduce"/>
+        public static unsafe delegate* unmanaged<int*, IntPtr, int> Wait =>
+            (delegate* unmanaged<int*, IntPtr, int>)NativeLibrary.GetExport(handle, "MPI_Wait");
 
         private static IntPtr Resolve(string name, Assembly assembly, DllImportSearchPath? path) =>
             name.StartsWith("msmpi", StringComparison.OrdinalIgnoreCase) ? NativeLibrary.Load(Name) : IntPtr.Zero;
