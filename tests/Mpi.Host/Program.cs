@@ -23,10 +23,11 @@ switch (args.FirstOrDefault())
         Parallel.Run(new MeshShape(tp: world + 1), _ => { });
         break;
     case "equivalence":
-        MpiScenarios.Equivalence(new MeshShape(tp: world));
+        // equivalence DP TP: the mesh dp x tp (its size must be the process count)
+        MpiScenarios.Equivalence(new MeshShape(dp: int.Parse(args[1]), tp: int.Parse(args[2])));
         break;
     default:
-        Console.Error.WriteLine("usage: ModelParallel.Mpi.Host collectives|fail|mismatch|equivalence (under mpiexec)");
+        Console.Error.WriteLine("usage: ModelParallel.Mpi.Host collectives | fail | mismatch | equivalence DP TP  (under mpiexec)");
         return 2;
 }
 return 0;

@@ -12,10 +12,12 @@ namespace ModelParallel.Tests
 
         public sealed record Outcome(int ExitCode, string Output, TimeSpan Elapsed);
 
-        public static Outcome Run(int processes, string scenario)
+        public static Outcome Run(int processes, string scenario, string? environment = null)
         {
             var host = Path.Combine(AppContext.BaseDirectory, "ModelParallel.Mpi.Host.dll");
-            var start = new ProcessStartInfo("mpiexec", $"-n {processes} dotnet \"{host}\" {scenario}")
+            // Hydra's -env passes a variable to every process: "-env NAME VALUE".
+            var env = environment is null ? "" : $"-env {environment} ";
+            var start = new ProcessStartInfo("mpiexec", $"-n {processes} {env}dotnet \"{host}\" {scenario}")
             {
                 RedirectStandardOutput = true,
                 RedirectStandardError = true,

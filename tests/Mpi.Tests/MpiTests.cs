@@ -18,13 +18,15 @@ namespace ModelParallel.Tests
         }
 
         [Theory]
-        [InlineData(2)]
-        [InlineData(4)]
-        public void TensorParallelTrainingMatchesOneDevice(int processes)
+        [InlineData(1, 2)]
+        [InlineData(1, 4)]
+        [InlineData(2, 1)]
+        [InlineData(2, 2)]
+        public void TrainingOnTheMeshMatchesOneDevice(int dp, int tp)
         {
-            var job = MpiJob.Run(processes, "equivalence");
+            var job = MpiJob.Run(dp * tp, $"equivalence {dp} {tp}");
             Assert.True(job.ExitCode == 0, job.Output);
-            Assert.Contains($"equivalence ok on mesh dp=1 × pp=1 × tp={processes}", job.Output);
+            Assert.Contains($"equivalence ok on mesh dp={dp} × pp=1 × tp={tp}", job.Output);
         }
 
         [Fact]
@@ -35,6 +37,15 @@ namespace ModelParallel.Tests
             Assert.True(job.Elapsed < TimeSpan.FromSeconds(30), $"took {job.Elapsed}");
             Assert.Contains("ModelParallel: rank 1 of 2", job.Output);
             Assert.Contains("boom from rank 1", job.Output);
+        }
+
+        [Fact]
+        public void AMissingMpiLibraryIsAOneLineErrorNamingThePackage()
+        {
+            var job = MpiJob.Run(2, "collectives", environment: "MODELPARALLEL_MPI_LIBRARY libmpich-not-here.so.12");
+            Assert.NotEqual(0, job.ExitCode);
+            Assert.Contains("ModelParallel: MPI library 'libmpich-not-here.so.12' not found: install MPICH (apt-get install -y mpich libmpich-dev)", job.Output);
+            Assert.DoesNotContain("   at ", job.Output);
         }
 
         [Fact]

@@ -53,7 +53,16 @@ namespace ModelParallel
         private static void Initialize()
         {
             if (worldRank >= 0) return;
-            MpiLibrary.Load();
+            try
+            {
+                MpiLibrary.Load();
+            }
+            catch (DllNotFoundException e)
+            {
+                // Without the library there is no MPI_Abort: say what to install, in one line, and exit non-zero.
+                Console.Error.WriteLine($"ModelParallel: {e.Message}");
+                Environment.Exit(1);
+            }
             int argc = 0, provided;
             byte** argv = null;
             MpiLibrary.Check(MPI_Init_thread(ref argc, ref argv, ThreadFunneled, out provided), "MPI_Init_thread");
