@@ -2,12 +2,14 @@ using System;
 using System.Collections.Generic;
 using System.Linq;
 using ModelParallel;
+using ModelParallel.DataParallel;
 using ModelParallel.Examples.Mlp;
 using TorchSharp;
 using static TorchSharp.torch;
 
-// Trains a residual MLP on a synthetic regression task with tensor parallelism (ranks are threads),
-// and compares its loss curve with the single-device run started from the same logical weights.
+// Trains a residual MLP on a synthetic regression task on a dp x tp mesh (ranks are threads, or processes
+// under mpiexec), and compares its loss curve with the single-device run from the same logical weights.
+// Each dp replica trains on its part of every batch; its gradients are averaged over dp.
 var options = ExampleOptions.Parse(args);
 torch.set_num_threads(1);
 
@@ -16,9 +18,9 @@ torch.manual_seed(options.Seed);
 var reference = Task.NewModel(options);
 var logical = reference.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone());
 var (inputs, targets) = Task.Data(options);
-var referenceLosses = Task.Train(reference, inputs, targets, options);
+var referenceLosses = Task.Train(reference, inputs, targets, options, Replica.Whole);
 
-var losses = Parallel.Run(new MeshShape(tp: options.Tp), context =>
+var losses = Parallel.Run(new MeshShape(dp: options.Dp, tp: options.Tp), context =>
 {
     var model = Task.NewModel(options);
     LogicalState.Load(model, logical);
@@ -28,28 +30,30 @@ var losses = Parallel.Run(new MeshShape(tp: options.Tp), context =>
     var logicalSharded = logical.Where(kv => sharded.Contains(kv.Key)).Sum(kv => kv.Value.numel());
     lock (options)
         Console.WriteLine($"rank {context.Rank}: {local:N0} parameters here; sharded parameters {shard:N0} = logical {logicalSharded:N0} / tp {options.Tp}");
-    context.TensorParallel.Barrier();
-    return Task.Train(model, inputs, targets, options, log: context.Rank == 0);
+    context.World.Barrier();
+    var replica = new Replica(context.Coordinates.Dp, options.Dp, DataParallelGradients.Attach(model), context.DataParallel);
+    return Task.Train(model, inputs, targets, options, replica, log: context.Rank == 0);
 });
 
 // In one process every rank's curve is here; under mpiexec each process holds only its own rank's.
 var mine = losses.First(curve => curve is not null);
 var difference = mine.Zip(referenceLosses, (a, b) => Math.Abs(a - b)).Max();
 if (losses[0] is not null)
-    Console.WriteLine($"largest |loss(tp={options.Tp}) - loss(single device)| over {options.Steps} steps: {difference:E2}");
+    Console.WriteLine($"largest |loss(dp={options.Dp}, tp={options.Tp}) - loss(single device)| over {options.Steps} steps: {difference:E2}");
 return difference <= 1e-5 ? 0 : 1;
 
 /// <summary>Command-line options of the example.</summary>
-sealed record ExampleOptions(int Tp, int Steps, int Depth, long Width, long Hidden, int Batch, int Seed)
+sealed record ExampleOptions(int Dp, int Tp, int Steps, int Depth, long Width, long Hidden, int Batch, int Seed)
 {
     public static ExampleOptions Parse(string[] args)
     {
-        var o = new ExampleOptions(Tp: 2, Steps: 20, Depth: 3, Width: 64, Hidden: 256, Batch: 32, Seed: 7);
+        var o = new ExampleOptions(Dp: 1, Tp: 2, Steps: 20, Depth: 3, Width: 64, Hidden: 256, Batch: 32, Seed: 7);
         for (int i = 0; i < args.Length; i++)
         {
             string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
             o = args[i] switch
             {
+                "--dp" => o with { Dp = int.Parse(Next()) },
                 "--tp" => o with { Tp = int.Parse(Next()) },
                 "--steps" => o with { Steps = int.Parse(Next()) },
                 "--depth" => o with { Depth = int.Parse(Next()) },
@@ -57,11 +61,18 @@ sealed record ExampleOptions(int Tp, int Steps, int Depth, long Width, long Hidd
                 "--hidden" => o with { Hidden = long.Parse(Next()) },
                 "--batch" => o with { Batch = int.Parse(Next()) },
                 "--seed" => o with { Seed = int.Parse(Next()) },
-                _ => throw new ArgumentException($"Unknown option '{args[i]}'. Options: --tp N --steps N --depth N --width N --hidden N --batch N --seed N"),
+                _ => throw new ArgumentException($"Unknown option '{args[i]}'. Options: --dp N --tp N --steps N --depth N --width N --hidden N --batch N --seed N"),
             };
         }
+        if (o.Batch % o.Dp != 0) throw new ArgumentException($"--batch {o.Batch} must be divisible by --dp {o.Dp}: each replica trains on an equal part.");
         return o;
     }
+}
+
+/// <summary>Which part of every batch this rank trains on, and how its gradients and loss are averaged over dp.</summary>
+sealed record Replica(int Index, int Count, DataParallelGradients? Gradients, ModelParallel.Communication.ICommunicator? DataParallel)
+{
+    public static Replica Whole { get; } = new(0, 1, null, null);
 }
 
 /// <summary>The synthetic regression task: y = sin(x A) + 0.1 x B, fixed by the seed.</summary>
@@ -80,20 +91,25 @@ static class Task
         return (x, torch.sin(x.matmul(a)) + 0.1 * x.matmul(b));
     }
 
-    public static List<double> Train(ResidualMlp model, Tensor inputs, Tensor targets, ExampleOptions o, bool log = false)
+    public static List<double> Train(ResidualMlp model, Tensor inputs, Tensor targets, ExampleOptions o, Replica replica, bool log = false)
     {
         var optimizer = torch.optim.Adam(model.parameters(), lr: 1e-3);
         var losses = new List<double>();
+        int part = o.Batch / replica.Count;
         for (int step = 0; step < o.Steps; step++)
         {
             using var scope = torch.NewDisposeScope();
-            var x = inputs.narrow(0, step * o.Batch, o.Batch);
-            var y = targets.narrow(0, step * o.Batch, o.Batch);
+            var x = inputs.narrow(0, step * o.Batch + replica.Index * part, part);
+            var y = targets.narrow(0, step * o.Batch + replica.Index * part, part);
             optimizer.zero_grad();
             var loss = nn.functional.mse_loss(model.forward(x), y);
             loss.backward();
+            replica.Gradients?.Synchronize();
             optimizer.step();
-            losses.Add(loss.item<float>());
+            // The whole batch's loss is the mean of the replicas' (equal parts).
+            var whole = loss.detach().clone();
+            if (replica.Count > 1) replica.DataParallel!.AllReduce(whole, ModelParallel.Communication.ReduceOp.Average);
+            losses.Add(whole.item<float>());
             if (log) Console.WriteLine($"step {step + 1,3}  loss {losses[^1]:F6}");
         }
         return losses;
