@@ -44,6 +44,14 @@ namespace ModelParallel.Tests
             var scattered = c.ReduceScatter(torch.arange(2 * n, dtype: float32).reshape(2, n) * (r + 1), 1);
             Expect(new[] { r * triangle, (n + r) * triangle }, scattered, "reduce-scatter dim 1");
 
+            // Dimension 0, contiguous: MPI reads and writes the caller's tensors in place.
+            var blocks = torch.empty(2);
+            c.ReduceScatterInto(torch.arange(2 * n, dtype: float32) * (r + 1), blocks, 0);
+            Expect(new[] { 2 * r * triangle, (2 * r + 1) * triangle }, blocks, "reduce-scatter into, dim 0");
+            var gatheredInto = torch.empty(2 * n, dtype: float64);
+            c.AllGatherInto(torch.full(new long[] { 2 }, r, float64), gatheredInto, 0);
+            Expect(Enumerable.Range(0, n).SelectMany(i => new double[] { i, i }).ToArray(), gatheredInto, "all-gather into, dim 0");
+
             var broadcast = torch.full(new long[] { 3 }, 7 * r, float32);
             c.Broadcast(broadcast, root: n - 1);
             Expect(Enumerable.Repeat(7.0 * (n - 1), 3).ToArray(), broadcast, "broadcast");

@@ -106,6 +106,27 @@ namespace ModelParallel.Tests
         }
 
         [Fact]
+        public void IntoVariantsWriteTheCallersTensorAndRejectAWrongShape()
+        {
+            var results = Parallel.Run(new MeshShape(tp: 2), context =>
+            {
+                var c = context.TensorParallel;
+                var gathered = torch.empty(2, 2);
+                c.AllGatherInto(torch.full(new long[] { 2, 1 }, context.Rank + 1, torch.float32), gathered, 1);
+                var scattered = torch.empty(1, 2);
+                c.ReduceScatterInto(torch.ones(2, 2) * (context.Rank + 1), scattered, 0);
+                var error = Assert.Throws<System.ArgumentException>(() => c.AllGatherInto(torch.ones(2), torch.empty(3), 0));
+                return (gathered, scattered, error.Message);
+            });
+            foreach (var (gathered, scattered, message) in results)
+            {
+                TensorAssert.Equal(new double[] { 1, 2, 1, 2 }, gathered, "all-gather into, dim 1");
+                TensorAssert.Equal(new double[] { 3, 3 }, scattered, "reduce-scatter into, dim 0");
+                Assert.Contains("the output is float32[3], expected float32[4]", message);
+            }
+        }
+
+        [Fact]
         public void BroadcastCopiesTheRootsTensor()
         {
             var results = Parallel.Run(new MeshShape(tp: 3), context =>

@@ -21,6 +21,44 @@ namespace ModelParallel.Communication
             return axis;
         }
 
+        public static void CheckDivisible(torch.Tensor tensor, long axis, int size)
+        {
+            if (tensor.shape[axis] % size != 0)
+                throw new ArgumentException($"Dimension {axis} of {Shape(tensor)} is not divisible by the group size {size}.", nameof(tensor));
+        }
+
+        /// <summary>The output of a gather or scatter must have exactly the shape and dtype the collective produces.</summary>
+        public static void CheckOutput(torch.Tensor tensor, torch.Tensor output, long axis, long outputSize, string operation)
+        {
+            var expected = (long[])tensor.shape.Clone();
+            expected[axis] = outputSize;
+            if (output.dtype != tensor.dtype || !System.Linq.Enumerable.SequenceEqual(output.shape, expected))
+                throw new ArgumentException($"{operation}: the output is {Shape(output)}, expected {tensor.dtype.ToString().ToLowerInvariant()}[{string.Join(", ", expected)}].", nameof(output));
+        }
+
+        /// <summary>AllGather on a freshly allocated output, for every communicator.</summary>
+        public static torch.Tensor AllGather(ICommunicator communicator, torch.Tensor tensor, long dim)
+        {
+            long axis = Axis(tensor, dim);
+            var shape = (long[])tensor.shape.Clone();
+            shape[axis] *= communicator.Size;
+            var output = torch.empty(shape, tensor.dtype, tensor.device);
+            communicator.AllGatherInto(tensor, output, axis);
+            return output;
+        }
+
+        /// <summary>ReduceScatter on a freshly allocated output, for every communicator.</summary>
+        public static torch.Tensor ReduceScatter(ICommunicator communicator, torch.Tensor tensor, long dim, ReduceOp op)
+        {
+            long axis = Axis(tensor, dim);
+            CheckDivisible(tensor, axis, communicator.Size);
+            var shape = (long[])tensor.shape.Clone();
+            shape[axis] /= communicator.Size;
+            var output = torch.empty(shape, tensor.dtype, tensor.device);
+            communicator.ReduceScatterInto(tensor, output, axis, op);
+            return output;
+        }
+
         /// <summary>"float32[2, 3]".</summary>
         public static string Shape(torch.Tensor tensor) => $"{tensor.dtype.ToString().ToLowerInvariant()}[{string.Join(", ", tensor.shape)}]";
     }

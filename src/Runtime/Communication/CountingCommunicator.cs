@@ -8,9 +8,9 @@ namespace ModelParallel.Communication
     {
         /// <summary><see cref="ICommunicator.AllReduce"/>.</summary>
         AllReduce,
-        /// <summary><see cref="ICommunicator.AllGather"/>.</summary>
+        /// <summary><see cref="ICommunicator.AllGatherInto"/>.</summary>
         AllGather,
-        /// <summary><see cref="ICommunicator.ReduceScatter"/>.</summary>
+        /// <summary><see cref="ICommunicator.ReduceScatterInto"/>.</summary>
         ReduceScatter,
         /// <summary><see cref="ICommunicator.Broadcast"/>.</summary>
         Broadcast,
@@ -74,17 +74,23 @@ namespace ModelParallel.Communication
         }
 
         /// <inheritdoc/>
-        public torch.Tensor AllGather(torch.Tensor tensor, long dim)
+        public torch.Tensor AllGather(torch.Tensor tensor, long dim) => CollectiveArguments.AllGather(this, tensor, dim);
+
+        /// <inheritdoc/>
+        public torch.Tensor ReduceScatter(torch.Tensor tensor, long dim, ReduceOp op = ReduceOp.Sum) => CollectiveArguments.ReduceScatter(this, tensor, dim, op);
+
+        /// <inheritdoc/>
+        public void AllGatherInto(torch.Tensor tensor, torch.Tensor output, long dim)
         {
             Count(CollectiveKind.AllGather, tensor.numel());
-            return Inner.AllGather(tensor, dim);
+            Inner.AllGatherInto(tensor, output, dim);
         }
 
         /// <inheritdoc/>
-        public torch.Tensor ReduceScatter(torch.Tensor tensor, long dim, ReduceOp op = ReduceOp.Sum)
+        public void ReduceScatterInto(torch.Tensor tensor, torch.Tensor output, long dim, ReduceOp op = ReduceOp.Sum)
         {
             Count(CollectiveKind.ReduceScatter, tensor.numel());
-            return Inner.ReduceScatter(tensor, dim, op);
+            Inner.ReduceScatterInto(tensor, output, dim, op);
         }
 
         /// <inheritdoc/>

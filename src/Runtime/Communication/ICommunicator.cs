@@ -39,8 +39,20 @@ namespace ModelParallel.Communication
         /// <summary>Concatenates every rank's equally shaped <paramref name="tensor"/> along <paramref name="dim"/>, in rank order.</summary>
         torch.Tensor AllGather(torch.Tensor tensor, long dim);
 
+        /// <summary>
+        /// <see cref="AllGather"/> into a tensor the caller owns (its shape: <paramref name="tensor"/>'s with
+        /// <paramref name="dim"/> times the group size). Along dimension 0 of contiguous tensors nothing is copied.
+        /// </summary>
+        void AllGatherInto(torch.Tensor tensor, torch.Tensor output, long dim);
+
         /// <summary>Reduces over the group and returns this rank's slice of the result along <paramref name="dim"/>.</summary>
         torch.Tensor ReduceScatter(torch.Tensor tensor, long dim, ReduceOp op = ReduceOp.Sum);
+
+        /// <summary>
+        /// <see cref="ReduceScatter"/> into a tensor the caller owns (its shape: <paramref name="tensor"/>'s with
+        /// <paramref name="dim"/> divided by the group size). Along dimension 0 of contiguous tensors nothing is copied.
+        /// </summary>
+        void ReduceScatterInto(torch.Tensor tensor, torch.Tensor output, long dim, ReduceOp op = ReduceOp.Sum);
 
         /// <summary>Copies <paramref name="root"/>'s tensor into every rank's <paramref name="tensor"/>, in place.</summary>
         void Broadcast(torch.Tensor tensor, int root);

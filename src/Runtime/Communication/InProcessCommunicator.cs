@@ -60,29 +60,43 @@ namespace ModelParallel.Communication
         }
 
         /// <inheritdoc/>
-        public torch.Tensor AllGather(torch.Tensor tensor, long dim)
+        public torch.Tensor AllGather(torch.Tensor tensor, long dim) => CollectiveArguments.AllGather(this, tensor, dim);
+
+        /// <inheritdoc/>
+        public torch.Tensor ReduceScatter(torch.Tensor tensor, long dim, ReduceOp op = ReduceOp.Sum) => CollectiveArguments.ReduceScatter(this, tensor, dim, op);
+
+        /// <inheritdoc/>
+        public void AllGatherInto(torch.Tensor tensor, torch.Tensor output, long dim)
         {
             using var noGrad = torch.no_grad();
             var axis = Axis(tensor, dim);
+            long part = tensor.shape[axis];
+            CheckOutput(tensor, output, axis, part * Size, "AllGather");
             Meet(Describe("AllGather", tensor, $"dim {axis}"), tensor);
-            var result = torch.cat(Enumerable.Range(0, Size).Select(k => (torch.Tensor)group.Inputs[k]!).ToArray(), axis);
+            for (int k = 0; k < Size; k++) output.narrow(axis, k * part, part).copy_((torch.Tensor)group.Inputs[k]!);
             group.Arrive(Rank, "AllGather");
-            return result;
         }
 
         /// <inheritdoc/>
-        public torch.Tensor ReduceScatter(torch.Tensor tensor, long dim, ReduceOp op = ReduceOp.Sum)
+        public void ReduceScatterInto(torch.Tensor tensor, torch.Tensor output, long dim, ReduceOp op = ReduceOp.Sum)
         {
             CheckReduction(tensor, op);
             using var noGrad = torch.no_grad();
             var axis = Axis(tensor, dim);
-            if (tensor.shape[axis] % Size != 0)
-                throw new ArgumentException($"ReduceScatter: dimension {axis} of size {tensor.shape[axis]} is not divisible by the group size {Size} ({group.Name}).", nameof(tensor));
-            Meet(Describe("ReduceScatter", tensor, $"dim {axis}, {op}"), tensor);
+            CheckDivisible(tensor, axis, Size);
             long part = tensor.shape[axis] / Size;
-            var result = Reduce(k => ((torch.Tensor)group.Inputs[k]!).narrow(axis, Rank * part, part), op).contiguous();
+            CheckOutput(tensor, output, axis, part, "ReduceScatter");
+            Meet(Describe("ReduceScatter", tensor, $"dim {axis}, {op}"), tensor);
+            // Rank order, as in AllReduce, so the sum is the same on every rank.
+            torch.Tensor Slice(int k) => ((torch.Tensor)group.Inputs[k]!).narrow(axis, Rank * part, part);
+            output.copy_(Slice(0));
+            for (int k = 1; k < Size; k++)
+            {
+                if (op == ReduceOp.Max) output.copy_(output.maximum(Slice(k)));
+                else output.add_(Slice(k));
+            }
+            if (op == ReduceOp.Average) output.div_(Size);
             group.Arrive(Rank, "ReduceScatter");
-            return result;
         }
 
         /// <inheritdoc/>

@@ -81,39 +81,71 @@ namespace ModelParallel.Communication.Mpi
         }
 
         /// <inheritdoc/>
-        public torch.Tensor AllGather(torch.Tensor tensor, long dim)
+        public torch.Tensor AllGather(torch.Tensor tensor, long dim) => CollectiveArguments.AllGather(this, tensor, dim);
+
+        /// <inheritdoc/>
+        public torch.Tensor ReduceScatter(torch.Tensor tensor, long dim, ReduceOp op = ReduceOp.Sum) => CollectiveArguments.ReduceScatter(this, tensor, dim, op);
+
+        /// <inheritdoc/>
+        public void AllGatherInto(torch.Tensor tensor, torch.Tensor output, long dim)
         {
             using var noGrad = torch.no_grad();
             long axis = Axis(tensor, dim);
-            // MPI gathers contiguous blocks: gather along a new leading dimension, then lay it along `axis`.
+            CheckOutput(tensor, output, axis, tensor.shape[axis] * Size, "AllGather");
+            if (axis == 0 && Direct(tensor) && Direct(output))
+            {
+                // Rank blocks along dimension 0 are contiguous in the output: MPI writes them in place.
+                Gather(tensor, output);
+                return;
+            }
             var send = Wire(tensor);
             var gathered = torch.empty(new[] { (long)Size }.Concat(send.shape).ToArray(), send.dtype, send.device);
-            var (type, count) = Describe(send);
-            fixed (byte* source = send.bytes)
-            fixed (byte* target = gathered.bytes)
-                MpiLibrary.Check(MPI_Allgather((IntPtr)source, count, type, (IntPtr)target, count, type, handle), $"MPI_Allgather on the {Name}");
-            var result = torch.cat(Enumerable.Range(0, Size).Select(i => gathered[i]).ToArray(), axis);
-            return result.to(tensor.dtype);
+            Gather(send, gathered);
+            output.copy_(torch.cat(gathered.unbind(0), axis));
         }
 
         /// <inheritdoc/>
-        public torch.Tensor ReduceScatter(torch.Tensor tensor, long dim, ReduceOp op = ReduceOp.Sum)
+        public void ReduceScatterInto(torch.Tensor tensor, torch.Tensor output, long dim, ReduceOp op = ReduceOp.Sum)
         {
+            CheckReduction(tensor, op);
             using var noGrad = torch.no_grad();
             long axis = Axis(tensor, dim);
-            if (tensor.shape[axis] % Size != 0)
-                throw new ArgumentException($"ReduceScatter: dimension {axis} of size {tensor.shape[axis]} is not divisible by the group size {Size} ({Name}).", nameof(tensor));
+            CheckDivisible(tensor, axis, Size);
+            CheckOutput(tensor, output, axis, tensor.shape[axis] / Size, "ReduceScatter");
+            if (axis == 0 && Direct(tensor) && Direct(output))
+            {
+                // Each rank's block along dimension 0 is contiguous in the input: MPI reads and writes in place.
+                Scatter(tensor, output, op);
+                return;
+            }
             // Swap `axis` to the front so each rank's block is contiguous; MPI reduces and scatters the blocks.
             var blocks = Wire(tensor.transpose(0, axis));
             var part = torch.empty(new[] { blocks.shape[0] / Size }.Concat(blocks.shape.Skip(1)).ToArray(), blocks.dtype, blocks.device);
-            var (type, count) = Describe(part);
-            var counts = Enumerable.Repeat(count, Size).ToArray();
-            fixed (byte* source = blocks.bytes)
-            fixed (byte* target = part.bytes)
-                MpiLibrary.Check(MPI_Reduce_scatter((IntPtr)source, (IntPtr)target, counts, type, op == ReduceOp.Max ? MPI_MAX : MPI_SUM, handle), $"MPI_Reduce_scatter on the {Name}");
-            if (op == ReduceOp.Average) part.div_(Size);
-            return part.transpose(0, axis).contiguous().to(tensor.dtype);
+            Scatter(blocks, part, op);
+            output.copy_(part.transpose(0, axis));
         }
+
+        private void Gather(torch.Tensor send, torch.Tensor receive)
+        {
+            var (type, count) = Describe(send);
+            fixed (byte* source = send.bytes)
+            fixed (byte* target = receive.bytes)
+                MpiLibrary.Check(MPI_Allgather((IntPtr)source, count, type, (IntPtr)target, count, type, handle), $"MPI_Allgather on the {Name}");
+        }
+
+        private void Scatter(torch.Tensor send, torch.Tensor receive, ReduceOp op)
+        {
+            var (type, count) = Describe(receive);
+            var counts = Enumerable.Repeat(count, Size).ToArray();
+            fixed (byte* source = send.bytes)
+            fixed (byte* target = receive.bytes)
+                MpiLibrary.Check(MPI_Reduce_scatter((IntPtr)source, (IntPtr)target, counts, type, op == ReduceOp.Max ? MPI_MAX : MPI_SUM, handle), $"MPI_Reduce_scatter on the {Name}");
+            if (op == ReduceOp.Average) receive.div_(Size);
+        }
+
+        /// <summary>A tensor MPI can read or write where it lies: contiguous, of a dtype MPI reduces natively.</summary>
+        private static bool Direct(torch.Tensor tensor) =>
+            tensor.is_contiguous() && tensor.dtype is torch.ScalarType.Float32 or torch.ScalarType.Float64 or torch.ScalarType.Int64;
 
         /// <inheritdoc/>
         public void Broadcast(torch.Tensor tensor, int root)

@@ -1,0 +1,50 @@
+using System.Collections.Concurrent;
+using ModelParallel.Communication;
+using TorchSharp;
+using static MPI.Unsafe;
+
+namespace ModelParallel.Benchmarks
+{
+    /// <summary>One collective of a given total size, through a communicator on tensors, or raw MPI on float[].</summary>
+    internal static unsafe class Collectives
+    {
+        private static readonly ConcurrentDictionary<(int, string, long), torch.Tensor> Tensors = new();
+        private static readonly ConcurrentDictionary<(string, long), (float[] Send, float[] Receive)> Arrays = new();
+
+        public static void Tensor(ICommunicator communicator, string op, long size)
+        {
+            var t = Tensors.GetOrAdd((communicator.Rank, op, size), _ => torch.ones(op == "all-gather" ? size / communicator.Size : size));
+            switch (op)
+            {
+                case "all-reduce": communicator.AllReduce(t); break;
+                case "all-gather": communicator.AllGather(t, 0).Dispose(); break;
+                default: communicator.ReduceScatter(t, 0).Dispose(); break;
+            }
+        }
+
+        /// <summary>The same collective with MPI.NET's raw bindings on managed arrays: the baseline.</summary>
+        public static void Raw(int communicator, int ranks, string op, long size)
+        {
+            var (send, receive) = Arrays.GetOrAdd((op, size), _ => op switch
+            {
+                "all-reduce" => (new float[size], new float[0]),
+                "all-gather" => (new float[size / ranks], new float[size]),
+                _ => (new float[size], new float[size / ranks]),
+            });
+            fixed (float* s = send)
+            fixed (float* r = receive)
+            {
+                switch (op)
+                {
+                    case "all-reduce": MPI_Allreduce(new System.IntPtr(-1), (System.IntPtr)s, (int)size, MPI_FLOAT, MPI_SUM, communicator); break;
+                    case "all-gather": MPI_Allgather((System.IntPtr)s, (int)(size / ranks), MPI_FLOAT, (System.IntPtr)r, (int)(size / ranks), MPI_FLOAT, communicator); break;
+                    default:
+                        var counts = new int[ranks];
+                        System.Array.Fill(counts, (int)(size / ranks));
+                        MPI_Reduce_scatter((System.IntPtr)s, (System.IntPtr)r, counts, MPI_FLOAT, MPI_SUM, communicator);
+                        break;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,62 @@
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.Globalization;
+using System.Linq;
+using ModelParallel;
+using ModelParallel.Benchmarks;
+using TorchSharp;
+
+// All-reduce, all-gather and reduce-scatter of 1K to 16M float32 elements on 2 ranks:
+//   MpiCommunicator in place on tensor storage  vs  raw MPI on a float[] of the same size (target >= 0.95)
+//   and the in-process communicator (2 threads) for scale.
+// Started normally, this measures the in-process communicator, then starts itself under
+// `mpiexec -n 2 ... --mpi` for the two MPI variants (interleaved there), and prints the table.
+torch.set_num_threads(1);
+if (args.Contains("--mpi"))
+{
+    Parallel.Run(new MeshShape(tp: 2), context =>
+    {
+        foreach (var size in Sizes.All)
+            foreach (var op in Sizes.Operations)
+            {
+                var (tensor, raw) = MpiMeasurements.Measure(context, op, size);
+                if (context.Rank == 0) Console.WriteLine(FormattableString.Invariant($"RESULT {op} {size} {tensor} {raw}"));
+            }
+    });
+    return 0;
+}
+
+var inProcess = new Dictionary<(string, long), double>();
+Parallel.Run(new MeshShape(tp: 2), context =>
+{
+    foreach (var size in Sizes.All)
+        foreach (var op in Sizes.Operations)
+        {
+            var seconds = Timing.Median(context.TensorParallel, Sizes.Repetitions(size), () => Collectives.Tensor(context.TensorParallel, op, size));
+            if (context.Rank == 0) inProcess[(op, size)] = seconds;
+        }
+});
+
+var self = typeof(Sizes).Assembly.Location;
+var start = new ProcessStartInfo("mpiexec", $"-n 2 dotnet \"{self}\" --mpi") { RedirectStandardOutput = true, UseShellExecute = false };
+using var job = Process.Start(start) ?? throw new InvalidOperationException("could not start mpiexec");
+var output = job.StandardOutput.ReadToEnd();
+job.WaitForExit();
+if (job.ExitCode != 0) throw new InvalidOperationException($"the MPI run failed (exit {job.ExitCode}):\n{output}");
+
+Console.WriteLine("| operation | elements | tensor in place (ms) | raw MPI float[] (ms) | tensor / raw speed | in-process (ms) |");
+Console.WriteLine("|---|---|---|---|---|---|");
+double worst = double.MaxValue;
+foreach (var line in output.Split('\n').Where(l => l.StartsWith("RESULT ")))
+{
+    var f = line.Split(' ');
+    string op = f[1];
+    long size = long.Parse(f[2], CultureInfo.InvariantCulture);
+    double tensor = double.Parse(f[3], CultureInfo.InvariantCulture), raw = double.Parse(f[4], CultureInfo.InvariantCulture);
+    double ratio = raw / tensor;
+    if (size >= 1 << 18) worst = Math.Min(worst, ratio);
+    Console.WriteLine($"| {op} | {size:N0} | {tensor * 1e3:F3} | {raw * 1e3:F3} | {ratio:F3} | {inProcess[(op, size)] * 1e3:F3} |");
+}
+Console.WriteLine($"lowest tensor / raw speed at 256K elements and above: {worst:F3} (target >= 0.95)");
+return 0;
