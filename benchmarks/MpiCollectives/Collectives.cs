@@ -8,17 +8,23 @@ namespace ModelParallel.Benchmarks
     /// <summary>One collective of a given total size, through a communicator on tensors, or raw MPI on float[].</summary>
     internal static unsafe class Collectives
     {
-        private static readonly ConcurrentDictionary<(int, string, long), torch.Tensor> Tensors = new();
+        private static readonly ConcurrentDictionary<(int, string, long), (torch.Tensor Input, torch.Tensor Output)> Tensors = new();
         private static readonly ConcurrentDictionary<(string, long), (float[] Send, float[] Receive)> Arrays = new();
 
+        /// <summary>The communicator on tensors allocated once, like the arrays of the raw baseline.</summary>
         public static void Tensor(ICommunicator communicator, string op, long size)
         {
-            var t = Tensors.GetOrAdd((communicator.Rank, op, size), _ => torch.ones(op == "all-gather" ? size / communicator.Size : size));
+            var (input, output) = Tensors.GetOrAdd((communicator.Rank, op, size), _ => op switch
+            {
+                "all-reduce" => (torch.ones(size), torch.empty(0)),
+                "all-gather" => (torch.ones(size / communicator.Size), torch.empty(size)),
+                _ => (torch.ones(size), torch.empty(size / communicator.Size)),
+            });
             switch (op)
             {
-                case "all-reduce": communicator.AllReduce(t); break;
-                case "all-gather": communicator.AllGather(t, 0).Dispose(); break;
-                default: communicator.ReduceScatter(t, 0).Dispose(); break;
+                case "all-reduce": communicator.AllReduce(input); break;
+                case "all-gather": communicator.AllGatherInto(input, output, 0); break;
+                default: communicator.ReduceScatterInto(input, output, 0); break;
             }
         }
 
