@@ -11,7 +11,7 @@ using TorchSharp;
 //   MpiCommunicator in place on tensor storage  vs  raw MPI on a float[] of the same size (target >= 0.95)
 //   and the in-process communicator (2 threads) for scale.
 // Started normally, this measures the in-process communicator, then starts itself under
-// `mpiexec -n 2 ... --mpi` for the two MPI variants (interleaved there), and prints the table.
+// `mpiexec -n 2 ... --mpi` for the two MPI variants (alternating call by call there), and prints the table.
 torch.set_num_threads(1);
 if (args.Contains("--mpi"))
 {
