@@ -60,7 +60,10 @@ namespace ModelParallel.Communication
         /// <summary>Returns once every rank of the group has arrived.</summary>
         void Barrier();
 
-        /// <summary>Sends a copy of <paramref name="tensor"/> to <paramref name="destination"/>.</summary>
+        /// <summary>
+        /// Sends a copy of <paramref name="tensor"/> to <paramref name="destination"/>. Buffered: returns without
+        /// waiting for the receive. Messages of one (source, tag) arrive in the order they were sent.
+        /// </summary>
         void Send(torch.Tensor tensor, int destination, int tag = 0);
 
         /// <summary>Receives a tensor sent by <paramref name="source"/> into <paramref name="into"/> (same shape and dtype).</summary>

@@ -31,7 +31,8 @@ namespace ModelParallel.DataParallel
         private DataParallelGradients(torch.nn.Module model, RankContext context, long bucketElements)
         {
             communicator = context.DataParallel;
-            var parameters = model.named_parameters().Where(p => p.parameter.requires_grad).ToList();
+            // Parameters on the meta device belong to layers another pipeline stage runs: nothing to average here.
+            var parameters = model.named_parameters().Where(p => p.parameter.requires_grad && p.parameter.device.type != DeviceType.META).ToList();
             var tapped = TappedNames(model);
             // Reverse registration order approximates the order gradients become ready in backward.
             var order = parameters.Select((p, i) => (p.name, p.parameter, Index: i)).Reverse().ToList();
@@ -110,9 +111,30 @@ namespace ModelParallel.DataParallel
             var (b, m) = slots[index];
             var bucket = buckets[b];
             using (torch.no_grad()) bucket.Slice(m).add_(gradient.reshape(-1));
-            if (++arrived[index] != expected[index]) return;
+            if (++arrived[index] != expected[index] || Holding) return;
             if (++bucket.Ready == bucket.Members.Count && bucket.Members.All(x => expected[x.Index] > 0))
                 bucket.Pending = communicator.StartAllReduce(bucket.Buffer, ReduceOp.Average);
+        }
+
+        /// <summary>
+        /// While true, gradients accumulate in the buckets but no all-reduce starts: a pipeline step holds them
+        /// until its last forward, because before that a later micro-batch may still add to any gradient.
+        /// </summary>
+        internal bool Holding { get; private set; }
+
+        /// <summary>Holds the buckets (see <see cref="Holding"/>).</summary>
+        internal void Hold() => Holding = true;
+
+        /// <summary>Ends the hold: starts every bucket whose gradients are already complete; the rest start as they complete.</summary>
+        internal void Release()
+        {
+            Holding = false;
+            foreach (var bucket in buckets.Where(b => b.Pending is null))
+            {
+                bucket.Ready = bucket.Members.Count(x => expected[x.Index] > 0 && arrived[x.Index] == expected[x.Index]);
+                if (bucket.Ready == bucket.Members.Count)
+                    bucket.Pending = communicator.StartAllReduce(bucket.Buffer, ReduceOp.Average);
+            }
         }
 
         private void Bucketize(List<(int Index, Parameter Parameter)> parameters, long bucketElements, torch.Device device)

@@ -84,7 +84,7 @@ namespace ModelParallel
             }
             var device = torch.cuda.is_available() ? new torch.Device(DeviceType.CUDA, LocalRank() % torch.cuda.device_count()) : torch.CPU;
             return new RankContext(mesh, worldRank, new MpiCommunicator(MPI_COMM_WORLD, "world communicator"),
-                Split(MeshAxis.Data), Split(MeshAxis.Pipeline), Split(MeshAxis.Tensor), options.Seed, device);
+                Split(MeshAxis.Data), Split(MeshAxis.Pipeline), Split(MeshAxis.Tensor), options.Seed, device, options.VirtualPipelineStages);
         }
 
         private static int LocalRank() =>

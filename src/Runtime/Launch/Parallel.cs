@@ -86,7 +86,7 @@ namespace ModelParallel
                 wrap(MeshAxis.Data, topology.Axis(MeshAxis.Data, rank)),
                 wrap(MeshAxis.Pipeline, topology.Axis(MeshAxis.Pipeline, rank)),
                 wrap(MeshAxis.Tensor, topology.Axis(MeshAxis.Tensor, rank)),
-                options.Seed, DeviceFor(rank));
+                options.Seed, DeviceFor(rank), options.VirtualPipelineStages);
         }
 
         private static torch.Device DeviceFor(int localRank) =>

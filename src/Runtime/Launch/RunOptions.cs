@@ -12,6 +12,12 @@ namespace ModelParallel
         /// <summary>Intra-op threads per rank when ranks share the process (torch.set_num_threads). 0 leaves it alone.</summary>
         public int ThreadsPerRank { get; init; } = 1;
 
+        /// <summary>
+        /// Model chunks per pipeline rank (virtual stages) a [PipelineStages] list is split into: 1 for GPipe and
+        /// 1F1B, more for the interleaved schedule. It must match the schedule the model is run with.
+        /// </summary>
+        public int VirtualPipelineStages { get; init; } = 1;
+
         /// <summary>Wraps each rank's per-axis communicators, for example in a <see cref="CountingCommunicator"/>.</summary>
         public Func<MeshAxis, ICommunicator, ICommunicator>? WrapCommunicator { get; init; }
     }

@@ -104,6 +104,8 @@ namespace ModelParallel.Layers
             var bound = LayerInitializer.LinearBound(fanIn);
             // Built on the meta device so nothing is allocated until the local shard is drawn.
             var linear = torch.nn.Linear(inLocal, outLocal, hasBias, torch.META, dtype);
+            // A layer of another pipeline stage stays on the meta device: its shapes, no memory.
+            if (device?.type == DeviceType.META || !Pipelining.PipelineBuild.Holds(context, null)) return linear;
             linear.weight = new Parameter(LayerInitializer.Uniform([outLocal, inLocal], bound, context.Seed, ordinal, 0, weightShard, target, dtype));
             if (hasBias)
                 linear.bias = new Parameter(LayerInitializer.Uniform([outLocal], bound, context.Seed, ordinal, 1, biasShard, target, dtype));

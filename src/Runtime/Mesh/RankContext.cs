@@ -17,7 +17,7 @@ namespace ModelParallel
         private ExceptionDispatchInfo? deferredFailure;
 
         internal RankContext(MeshShape mesh, int rank, ICommunicator world, ICommunicator dataParallel,
-            ICommunicator pipelineParallel, ICommunicator tensorParallel, ulong seed, torch.Device device)
+            ICommunicator pipelineParallel, ICommunicator tensorParallel, ulong seed, torch.Device device, int virtualPipelineStages = 1)
         {
             Mesh = mesh;
             Rank = rank;
@@ -28,6 +28,8 @@ namespace ModelParallel
             TensorParallel = tensorParallel;
             Seed = seed;
             Device = device;
+            if (virtualPipelineStages < 1) throw new ArgumentOutOfRangeException(nameof(virtualPipelineStages), $"Virtual pipeline stages must be at least 1; got {virtualPipelineStages}.");
+            Pipeline = new Pipelining.PipelineState(virtualPipelineStages);
         }
 
         /// <summary>The context of the rank running on this thread, or null outside a parallel run.</summary>
@@ -67,6 +69,9 @@ namespace ModelParallel
             MeshAxis.Pipeline => PipelineParallel,
             _ => TensorParallel,
         };
+
+        /// <summary>Pipeline construction and execution state of this rank.</summary>
+        internal Pipelining.PipelineState Pipeline { get; }
 
         /// <summary>The data-parallel gradient averaging whose taps partitioned layers apply in forward (dp &gt; 1 only).</summary>
         internal DataParallel.DataParallelGradients? GradientTaps { get; set; }

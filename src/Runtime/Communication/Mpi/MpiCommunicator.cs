@@ -16,6 +16,7 @@ namespace ModelParallel.Communication.Mpi
     {
         private static readonly IntPtr InPlace = new(-1); // MPICH's MPI_IN_PLACE
         private readonly int handle;
+        private readonly System.Collections.Generic.List<(int[] Request, torch.Tensor Copy)> pendingSends = new();
 
         internal MpiCommunicator(int handle, string name)
         {
@@ -159,20 +160,52 @@ namespace ModelParallel.Communication.Mpi
         }
 
         /// <inheritdoc/>
-        public void Barrier() => MpiLibrary.Check(MPI_Barrier(handle), $"MPI_Barrier on the {Name}");
+        public void Barrier()
+        {
+            CompleteSends(wait: true);
+            MpiLibrary.Check(MPI_Barrier(handle), $"MPI_Barrier on the {Name}");
+        }
 
-        /// <inheritdoc/>
+        /// <summary>
+        /// Buffered, like the in-process communicator: the message is copied and handed to MPI_Isend, and Send
+        /// returns at once. A pipeline stage can therefore send its activation and then receive a gradient from
+        /// the same neighbour, which is sending too, without both blocking in MPI_Send. Copies are released as
+        /// their sends complete (checked on every later send and receive, and waited for by Barrier).
+        /// </summary>
         public void Send(torch.Tensor tensor, int destination, int tag = 0)
         {
+            CompleteSends(wait: false);
             using var noGrad = torch.no_grad();
-            var work = tensor.is_contiguous() ? tensor : tensor.contiguous();
-            fixed (byte* data = work.bytes)
-                MpiLibrary.Check(MPI_Send((IntPtr)data, checked((int)work.bytes.Length), MPI_BYTE, destination, tag, handle), $"MPI_Send to rank {destination} on the {Name}");
+            var copy = tensor.detach().contiguous().clone();
+            var request = new int[1];
+            fixed (byte* data = copy.bytes)
+            fixed (int* r = request)
+                MpiLibrary.Check(MpiLibrary.Isend((IntPtr)data, checked((int)copy.bytes.Length), MPI_BYTE, destination, tag, handle, r), $"MPI_Isend to rank {destination} on the {Name}");
+            // libtorch storage does not move: the copy stays valid until its request completes.
+            pendingSends.Add((request, copy));
+        }
+
+        private void CompleteSends(bool wait)
+        {
+            for (int i = pendingSends.Count - 1; i >= 0; i--)
+            {
+                var (request, copy) = pendingSends[i];
+                int done = 0;
+                fixed (int* r = request)
+                {
+                    if (wait) MpiLibrary.Check(MpiLibrary.Wait(r, MpiLibrary.StatusIgnore), $"MPI_Wait (send) on the {Name}");
+                    else MpiLibrary.Check(MpiLibrary.Test(r, &done, MpiLibrary.StatusIgnore), $"MPI_Test (send) on the {Name}");
+                }
+                if (!wait && done == 0) continue;
+                copy.Dispose();
+                pendingSends.RemoveAt(i);
+            }
         }
 
         /// <inheritdoc/>
         public void Receive(torch.Tensor into, int source, int tag = 0)
         {
+            CompleteSends(wait: false);
             using var noGrad = torch.no_grad();
             var work = into.is_contiguous() ? into : into.contiguous();
             fixed (byte* data = work.bytes)

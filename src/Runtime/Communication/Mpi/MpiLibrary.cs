@@ -49,6 +49,14 @@ namespace ModelParallel.Communication.Mpi
         public static unsafe delegate* unmanaged<int*, IntPtr, int> Wait =>
             (delegate* unmanaged<int*, IntPtr, int>)NativeLibrary.GetExport(handle, "MPI_Wait");
 
+        /// <summary>MPI_Isend(buf, count, datatype, dest, tag, comm, request*), for buffered sends.</summary>
+        public static unsafe delegate* unmanaged<IntPtr, int, int, int, int, int, int*, int> Isend =>
+            (delegate* unmanaged<IntPtr, int, int, int, int, int, int*, int>)NativeLibrary.GetExport(handle, "MPI_Isend");
+
+        /// <summary>MPI_Test(request*, flag*, status*).</summary>
+        public static unsafe delegate* unmanaged<int*, int*, IntPtr, int> Test =>
+            (delegate* unmanaged<int*, int*, IntPtr, int>)NativeLibrary.GetExport(handle, "MPI_Test");
+
         private static IntPtr Resolve(string name, Assembly assembly, DllImportSearchPath? path) =>
             name.StartsWith("msmpi", StringComparison.OrdinalIgnoreCase) ? NativeLibrary.Load(Name) : IntPtr.Zero;
 
