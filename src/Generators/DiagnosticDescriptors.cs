@@ -11,6 +11,10 @@ namespace ModelParallel.Generators
         public const string ConflictingPlacementsId = "MP0003";
         public const string BypassedPartitionId = "MP0004";
         public const string LayerNotConstructedId = "MP0005";
+        public const string InvalidStagesFieldId = "MP0006";
+        public const string StagesNotBuiltId = "MP0007";
+        public const string NotSequentialId = "MP0008";
+        public const string InvalidStageMarkerId = "MP0009";
         public const string InternalErrorId = "MP0099";
 
         private const string Category = "ModelParallel";
@@ -40,6 +44,26 @@ namespace ModelParallel.Generators
             "'{0}' is [{1}] but is never assigned torch.nn.Linear(inputSize, outputSize, ...) in a constructor or initializer of '{2}', so no shard can be built for it",
             "The generator builds the local shard by intercepting the torch.nn.Linear(...) call that creates the layer.");
 
+        public static readonly DiagnosticDescriptor InvalidStagesField = Create(InvalidStagesFieldId,
+            "Invalid [PipelineStages] field",
+            "[PipelineStages] on '{0}': {1}",
+            "[PipelineStages] marks the one ModuleList<Block> field of a [ParallelModule] class whose blocks are split across the pp axis; Block must itself be a [ParallelModule] class so each rank builds only its stage's layers.");
+
+        public static readonly DiagnosticDescriptor StagesNotBuilt = Create(StagesNotBuiltId,
+            "Pipeline blocks are not built in the recognised form",
+            "'{0}' is [PipelineStages] but is never assigned nn.ModuleList(Enumerable.Range(0, n).Select(i => new Block(...)).ToArray()) in a constructor of '{1}', so every rank would build every block",
+            "The generator builds only the local stage's blocks by intercepting the Enumerable.Select that creates them.");
+
+        public static readonly DiagnosticDescriptor NotSequential = Create(NotSequentialId,
+            "Forward is not sequential over the pipeline parts",
+            "'{0}' in '{1}.forward' {2}; with [PipelineStages], forward may only chain [FirstStage] layers, one foreach over '{3}' calling block.forward, then [LastStage] layers",
+            "The executor runs the single forward once per pipeline stage and lets the layers of other stages pass their input through, so anything outside those parts would run on every stage.");
+
+        public static readonly DiagnosticDescriptor InvalidStageMarker = Create(InvalidStageMarkerId,
+            "Invalid stage marker",
+            "[{0}] on '{1}': {2}",
+            "[FirstStage] and [LastStage] mark TorchSharp layer fields of a [ParallelModule] class that also has a [PipelineStages] list; a field has at most one of them.");
+
         public static readonly DiagnosticDescriptor InternalError = Create(InternalErrorId,
             "ModelParallel generator failed",
             "The ModelParallel generator failed on '{0}': {1}. No partition was generated; please report this",
@@ -52,6 +76,10 @@ namespace ModelParallel.Generators
             ConflictingPlacementsId => ConflictingPlacements,
             BypassedPartitionId => BypassedPartition,
             LayerNotConstructedId => LayerNotConstructed,
+            InvalidStagesFieldId => InvalidStagesField,
+            StagesNotBuiltId => StagesNotBuilt,
+            NotSequentialId => NotSequential,
+            InvalidStageMarkerId => InvalidStageMarker,
             InternalErrorId => InternalError,
             _ => throw new ArgumentOutOfRangeException(nameof(id), id, "unknown diagnostic"),
         };

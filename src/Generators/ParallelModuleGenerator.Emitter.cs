@@ -47,6 +47,7 @@ namespace ModelParallel.Generators
                 int forward = module.Interceptions.Count(i => i.Kind == InterceptionKind.Forward && i.Placement == LayerPlacement.Row);
                 int backward = module.Interceptions.Count(i => i.Kind == InterceptionKind.Forward && i.Placement == LayerPlacement.Column);
                 w.Line($"// Collectives per step when tp > 1: {forward} all-reduce(s) in forward (g after RowParallel), {backward} in backward (f before ColumnParallel).");
+                if (module.Pipeline is { } pipeline) WritePipelinePlan(w, pipeline);
                 w.Line("// Outside Parallel.Run every call below is the plain TorchSharp call: the single-device model.").Line();
             }
 
@@ -114,20 +115,49 @@ namespace ModelParallel.Generators
             private static void WriteInterceptor(SourceWriter w, InterceptionSpec site, int index, string layer)
             {
                 var parameters = string.Join(", ", site.Parameters.Select(p => $"{p.Type} {p.Name}"));
-                var arguments = string.Join(", ", site.Parameters.Select(p => p.Name));
-                if (site.Kind == InterceptionKind.Factory)
+                var arguments = string.Join(", ", site.Parameters.Select(p => p.Name == "device" && site.Role is not null ? DeviceFor(site.Role, p.Name) : p.Name));
+                var input = site.Parameters.Count > 0 ? site.Parameters[0].Name : "";
+                var attribute = $"[global::System.Runtime.CompilerServices.InterceptsLocation({site.Version}, \"{site.Data}\")]";
+                switch (site.Kind)
                 {
-                    var (comment, factory) = site.Placement switch
+                    case InterceptionKind.Factory:
                     {
-                        LayerPlacement.Column => ("build the ColumnParallel shard: weight [out/tp, in], bias [out/tp]", "CreateColumnParallel"),
-                        LayerPlacement.Row => ("build the RowParallel shard: weight [out, in/tp], replicated bias [out]", "CreateRowParallel"),
-                        _ => ("build the replicated layer, initialised identically on every rank", "CreateReplicated"),
-                    };
-                    w.Line($"// {site.Field} = torch.nn.Linear(...) at {site.Where}: {comment}");
-                    w.Line($"[global::System.Runtime.CompilerServices.InterceptsLocation({site.Version}, \"{site.Data}\")]");
-                    w.Line($"internal static {site.ReturnType} Create_{site.Field}_{index}({parameters})");
-                    w.Line($"    => {Runtime}.{factory}(\"{layer}\", {arguments});");
-                    return;
+                        var (comment, factory) = site.Placement switch
+                        {
+                            LayerPlacement.Column => ("build the ColumnParallel shard: weight [out/tp, in], bias [out/tp]", "CreateColumnParallel"),
+                            LayerPlacement.Row => ("build the RowParallel shard: weight [out, in/tp], replicated bias [out]", "CreateRowParallel"),
+                            _ => ("build the replicated layer, initialised identically on every rank", "CreateReplicated"),
+                        };
+                        w.Line($"// {site.Field} = torch.nn.Linear(...) at {site.Where}: {comment}{StageNote(site.Role)}");
+                        w.Line(attribute);
+                        w.Line($"internal static {site.ReturnType} Create_{site.Field}_{index}({parameters})");
+                        w.Line($"    => {Runtime}.{factory}(\"{layer}\", {arguments});");
+                        return;
+                    }
+                    case InterceptionKind.LayerFactory:
+                        w.Line($"// {site.Field} = {site.Target!.Replace("global::TorchSharp.", "")}(...) at {site.Where}: replicated (R); built on the meta device, with no memory, when another pp rank holds it{StageNote(site.Role)}");
+                        w.Line(attribute);
+                        w.Line($"internal static {site.ReturnType} Create_{site.Field}_{index}({parameters})");
+                        w.Line($"    => {site.Target}({string.Join(", ", site.Parameters.Select(p => p.Name == "device" ? DeviceFor(site.Role, p.Name) : p.Name))});");
+                        return;
+                    case InterceptionKind.StageForward:
+                        w.Line($"// {site.Field}.forward(...) at {site.Where}: runs on the {site.Role!.ToLowerInvariant()} pipeline stage; elsewhere passes its input through");
+                        w.Line(attribute);
+                        w.Line($"internal static {site.ReturnType} Forward_{site.Field}_{index}(this {site.ReceiverType} self, {parameters})");
+                        w.Line($"    => {Pipeline}.PipelineRun.Runs(\"{layer}\", {Pipeline}.PipelineRole.{site.Role}) ? self.forward({arguments}) : {input};");
+                        return;
+                    case InterceptionKind.StageBlocks:
+                        w.Line($"// {site.Field} blocks built at {site.Where}: split over pp × virtual stages ({(site.Target!.Contains("Empty") ? "evenly" : "split " + site.Target.Replace("new int[] ", ""))}); blocks of other ranks on the meta device");
+                        w.Line(attribute);
+                        w.Line($"internal static {site.ReturnType} Blocks_{site.Field}_{index}(this {parameters})");
+                        w.Line($"    => {Pipeline}.PipelineBuild.Blocks(\"{layer}\", {arguments}, {site.Target});");
+                        return;
+                    case InterceptionKind.BlockForward:
+                        w.Line($"// block.forward(...) over {site.Field} at {site.Where}: runs the blocks of the chunk being executed; the others pass their input through");
+                        w.Line(attribute);
+                        w.Line($"internal static {site.ReturnType} Block_{site.Field}_{index}(this {site.ReceiverType} self, {parameters})");
+                        w.Line($"    => {Pipeline}.PipelineRun.Block(\"{layer}\", self, {arguments});");
+                        return;
                 }
                 var (forwardComment, method) = site.Placement switch
                 {
@@ -135,10 +165,28 @@ namespace ModelParallel.Generators
                     LayerPlacement.Row => ("the local shard S(-1) -> P, then g (all-reduce forward, identity backward) and the bias once: P -> R", "RowForward"),
                     _ => ("replicated, no tp communication: R -> R (gradients tapped for dp averaging when dp > 1)", "ReplicatedForward"),
                 };
-                w.Line($"// {site.Field}.forward(...) at {site.Where}: {forwardComment}");
-                w.Line($"[global::System.Runtime.CompilerServices.InterceptsLocation({site.Version}, \"{site.Data}\")]");
+                w.Line($"// {site.Field}.forward(...) at {site.Where}: {forwardComment}{StageNote(site.Role)}");
+                w.Line(attribute);
                 w.Line($"internal static {site.ReturnType} Forward_{site.Field}_{index}(this {site.ReceiverType} self, {parameters})");
-                w.Line($"    => {Runtime}.{method}(\"{layer}\", self, {arguments});");
+                w.Line(site.Role is null
+                    ? $"    => {Runtime}.{method}(\"{layer}\", self, {arguments});"
+                    : $"    => {Pipeline}.PipelineRun.Runs(\"{layer}\", {Pipeline}.PipelineRole.{site.Role}) ? {Runtime}.{method}(\"{layer}\", self, {arguments}) : {input};");
+            }
+
+            private const string Pipeline = "global::ModelParallel.Pipelining";
+
+            private static string DeviceFor(string? role, string device) =>
+                $"{Pipeline}.PipelineBuild.DeviceFor({(role is null ? "null" : $"{Pipeline}.PipelineRole.{role}")}, {device})";
+
+            private static string StageNote(string? role) => role is null ? "" : $"; {role.ToLowerInvariant()} pipeline stage only";
+
+            private static void WritePipelinePlan(SourceWriter w, PipelineSpec pipeline)
+            {
+                var split = pipeline.Split.Count == 0 ? "evenly" : $"as [{string.Join(", ", pipeline.Split)}] blocks per virtual stage";
+                w.Line($"// Pipeline over \"pp\": the blocks of '{pipeline.StagesField}' are split over pp x virtual stages {split}; virtual stage s runs on pp rank s mod pp.");
+                w.Line($"//   first stage: {(pipeline.First.Count == 0 ? "(none)" : string.Join(", ", pipeline.First))}; last stage: {(pipeline.Last.Count == 0 ? "(none)" : string.Join(", ", pipeline.Last))}.");
+                w.Line("//   The executor runs forward once per (micro-batch, stage); layers of other stages pass their input through;");
+                w.Line("//   activations go forward and their gradients back by send/receive between neighbouring stages.");
             }
         }
     }

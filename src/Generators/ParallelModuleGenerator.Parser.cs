@@ -13,7 +13,7 @@ namespace ModelParallel.Generators
     public sealed partial class ParallelModuleGenerator
     {
         /// <summary>Reads a [ParallelModule] class into a <see cref="ModuleSpec"/>. Never throws.</summary>
-        internal static class Parser
+        internal static partial class Parser
         {
             private const string LinearType = "TorchSharp.Modules.Linear";
             private const string NnType = "TorchSharp.torch.nn";
@@ -54,6 +54,7 @@ namespace ModelParallel.Generators
                 if (diagnostics.Count > 0) return Empty(type, diagnostics);
 
                 var layers = ReadLayers(type, diagnostics);
+                var stages = ReadStages(type, diagnostics);
                 var interceptions = new List<InterceptionSpec>();
                 var constructed = new HashSet<string>();
                 foreach (var reference in type.DeclaringSyntaxReferences)
@@ -66,7 +67,8 @@ namespace ModelParallel.Generators
                         switch (model.GetOperation(node, cancellationToken))
                         {
                             case IInvocationOperation invocation when node is InvocationExpressionSyntax call:
-                                ReadInvocation(type, layers, invocation, call, model, interceptions, constructed, diagnostics, cancellationToken);
+                                if (!ReadPipelineInvocation(type, layers, stages, invocation, call, model, interceptions, cancellationToken))
+                                    ReadInvocation(type, layers, stages, invocation, call, model, interceptions, constructed, diagnostics, cancellationToken);
                                 break;
                             case IMethodReferenceOperation reference2 when PartitionedField(type, layers, reference2.Instance) is { } field:
                                 diagnostics.Add(Diagnostic(DiagnosticDescriptors.BypassedPartitionId, node.GetLocation(),
@@ -76,6 +78,10 @@ namespace ModelParallel.Generators
                     }
                 }
 
+                CheckForward(type, stages, compilation, interceptions, diagnostics, cancellationToken);
+                if (stages.Field is { } list && !stages.BlocksBuilt)
+                    diagnostics.Add(Diagnostic(DiagnosticDescriptors.StagesNotBuiltId, list.Locations.FirstOrDefault(), list.Name, type.Name));
+
                 foreach (var layer in layers.Values.Where(l => IsPartitioned(l) && !constructed.Contains(l.Field)))
                 {
                     var field = type.GetMembers(layer.Field).First();
@@ -84,7 +90,7 @@ namespace ModelParallel.Generators
                 }
 
                 return new ModuleSpec(Namespace(type), ContainingTypes(type), type.Name, type.ToDisplayString(),
-                    CanEmit: true, layers.Values.ToEquatableArray(), interceptions.ToEquatableArray(), diagnostics.ToEquatableArray());
+                    CanEmit: true, layers.Values.ToEquatableArray(), interceptions.ToEquatableArray(), diagnostics.ToEquatableArray(), stages.ToSpec());
             }
 
             private static Dictionary<string, LayerSpec> ReadLayers(INamedTypeSymbol type, List<DiagnosticInfo> diagnostics)
@@ -119,7 +125,7 @@ namespace ModelParallel.Generators
                 return layers;
             }
 
-            private static void ReadInvocation(INamedTypeSymbol type, Dictionary<string, LayerSpec> layers, IInvocationOperation invocation,
+            private static void ReadInvocation(INamedTypeSymbol type, Dictionary<string, LayerSpec> layers, Stages stages, IInvocationOperation invocation,
                 InvocationExpressionSyntax call, SemanticModel model, List<InterceptionSpec> interceptions, HashSet<string> constructed,
                 List<DiagnosticInfo> diagnostics, CancellationToken cancellationToken)
             {
@@ -130,7 +136,7 @@ namespace ModelParallel.Generators
                 {
                     if (Intercept(InterceptionKind.Factory, built, method, call, model, cancellationToken) is { } factory)
                     {
-                        interceptions.Add(factory);
+                        interceptions.Add(factory with { Role = stages.RoleOf(built.Field) });
                         constructed.Add(built.Field);
                     }
                     return;
@@ -140,7 +146,7 @@ namespace ModelParallel.Generators
                 if (method.Name == "forward" && method.Parameters.Length == 1 && method.ContainingType.ToDisplayString() == LinearType)
                 {
                     if (Intercept(InterceptionKind.Forward, layer, method, call, model, cancellationToken) is { } forward)
-                        interceptions.Add(forward);
+                        interceptions.Add(forward with { Role = stages.RoleOf(layer.Field) });
                 }
                 else if (method.Name == "call" && IsPartitioned(layer))
                 {

@@ -24,8 +24,10 @@ namespace ModelParallel.Generators.Tests
             var (result, compilation) = GeneratorHarness.Run(("Block.cs", Samples.Block));
             Assert.Empty(compilation.Where(d => d.Severity >= DiagnosticSeverity.Warning));
             var text = result.GeneratedSources.Single().SourceText.ToString();
-            // Three factories (norm is not a Linear) and three forwards (the replicated gate's, for dp gradient taps).
-            Assert.Equal(6, text.Split("[global::System.Runtime.CompilerServices.InterceptsLocation(").Length - 1);
+            // Four factories (norm's too, so a block held by another pipeline rank builds it on the meta device)
+            // and three forwards (the replicated gate's too, for dp gradient taps).
+            Assert.Equal(7, text.Split("[global::System.Runtime.CompilerServices.InterceptsLocation(").Length - 1);
+            Assert.Contains("global::TorchSharp.torch.nn.LayerNorm(normalized_shape, eps, elementwise_affine, bias, global::ModelParallel.Pipelining.PipelineBuild.DeviceFor(null, device), dtype)", text);
             Assert.Contains("CreateColumnParallel(\"Sample.Block.up\"", text);
             Assert.Contains("CreateRowParallel(\"Sample.Block.down\"", text);
             Assert.Contains("CreateReplicated(\"Sample.Block.gate\"", text);

@@ -12,7 +12,11 @@ namespace ModelParallel.Generators.Model
         bool CanEmit,
         EquatableArray<LayerSpec> Layers,
         EquatableArray<InterceptionSpec> Interceptions,
-        EquatableArray<DiagnosticInfo> Diagnostics);
+        EquatableArray<DiagnosticInfo> Diagnostics,
+        PipelineSpec? Pipeline = null);
+
+    /// <summary>The pipeline split of a module with a [PipelineStages] field.</summary>
+    internal sealed record PipelineSpec(string StagesField, EquatableArray<int> Split, EquatableArray<string> First, EquatableArray<string> Last);
 
     /// <summary>How a layer field is partitioned over the tensor-parallel axis.</summary>
     internal enum LayerPlacement
@@ -35,8 +39,16 @@ namespace ModelParallel.Generators.Model
     {
         /// <summary>A <c>torch.nn.Linear(...)</c> call that builds a layer field.</summary>
         Factory,
-        /// <summary>A <c>field.forward(x)</c> call on a partitioned layer.</summary>
+        /// <summary>A <c>field.forward(x)</c> call on a Linear layer (gated by <see cref="InterceptionSpec.Role"/> when it has one).</summary>
         Forward,
+        /// <summary>Any other <c>torch.nn</c> layer factory assigned to a field: built on the meta device when this rank does not run it.</summary>
+        LayerFactory,
+        /// <summary>A <c>field.forward(x)</c> call on a non-Linear [FirstStage] / [LastStage] layer.</summary>
+        StageForward,
+        /// <summary>The <c>Enumerable.Select</c> that builds the blocks of the [PipelineStages] list.</summary>
+        StageBlocks,
+        /// <summary>A <c>block.forward(x)</c> call in the loop over the [PipelineStages] list.</summary>
+        BlockForward,
     }
 
     /// <summary>One call site the generator intercepts.</summary>
@@ -49,7 +61,9 @@ namespace ModelParallel.Generators.Model
         string Where,
         string ReturnType,
         string? ReceiverType,
-        EquatableArray<ParameterSpec> Parameters);
+        EquatableArray<ParameterSpec> Parameters,
+        string? Role = null,
+        string? Target = null);
 
     /// <summary>A parameter of the intercepted method, as the interceptor must declare it.</summary>
     internal sealed record ParameterSpec(string Type, string Name);

@@ -47,6 +47,7 @@ namespace ModelParallel
             var slices = new List<(torch.Tensor Target, torch.Tensor Source)>();
             foreach (var (name, target) in local)
             {
+                if (target.device.type == DeviceType.META) continue; // a layer another pipeline stage holds
                 var source = logical[name];
                 var shard = ShardFor(name, source, placements);
                 if (!shard.shape.SequenceEqual(target.shape))
@@ -58,7 +59,10 @@ namespace ModelParallel
             foreach (var (target, source) in slices) target.copy_(source);
         }
 
-        /// <summary>The logical state_dict: sharded tensors all-gathered over tp, replicated ones copied.</summary>
+        /// <summary>
+        /// The logical state_dict: sharded tensors all-gathered over tp, replicated ones copied. Under pipeline
+        /// parallelism each pp rank exports the layers it holds; the union over the pp ranks is the model.
+        /// </summary>
         public static Dictionary<string, torch.Tensor> Export(torch.nn.Module model) =>
             Gather(model, model.state_dict().Select(kv => (kv.Key, (torch.Tensor?)kv.Value)));
 
@@ -74,7 +78,7 @@ namespace ModelParallel
             using var noGrad = torch.no_grad();
             foreach (var (name, local) in tensors)
             {
-                if (local is null) continue;
+                if (local is null || local.device.type == DeviceType.META) continue; // held by another pipeline stage
                 var tensor = local.detach();
                 if (context is not null && context.Mesh.Tp > 1 && placements.TryGetValue(name, out var p) && p.Placement.Kind == PlacementKind.Shard)
                     result[name] = context.TensorParallel.AllGather(tensor.contiguous(), p.Placement.Dim);

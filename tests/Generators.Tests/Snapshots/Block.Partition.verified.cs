@@ -33,34 +33,39 @@ namespace ModelParallel.Generated
     [global::System.CodeDom.Compiler.GeneratedCode("ModelParallel.Generators", "1.0")]
     file static class BlockInterceptors
     {
+        // norm = torch.nn.LayerNorm(...) at Block.cs(17,20): replicated (R); built on the meta device, with no memory, when another pp rank holds it
+        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "q53lvrPekJHG7UhCm8rw//oBAABCbG9jay5jcw==")]
+        internal static global::TorchSharp.Modules.LayerNorm Create_norm_0(long normalized_shape, double eps, bool elementwise_affine, bool bias, global::TorchSharp.torch.Device? device, global::TorchSharp.torch.ScalarType? dtype)
+            => global::TorchSharp.torch.nn.LayerNorm(normalized_shape, eps, elementwise_affine, bias, global::ModelParallel.Pipelining.PipelineBuild.DeviceFor(null, device), dtype);
+
         // up = torch.nn.Linear(...) at Block.cs(18,18): build the ColumnParallel shard: weight [out/tp, in], bias [out/tp]
         [global::System.Runtime.CompilerServices.InterceptsLocation(1, "q53lvrPekJHG7UhCm8rw/yACAABCbG9jay5jcw==")]
-        internal static global::TorchSharp.Modules.Linear Create_up_0(long inputSize, long outputSize, bool hasBias, global::TorchSharp.torch.Device? device, global::TorchSharp.torch.ScalarType? dtype)
+        internal static global::TorchSharp.Modules.Linear Create_up_1(long inputSize, long outputSize, bool hasBias, global::TorchSharp.torch.Device? device, global::TorchSharp.torch.ScalarType? dtype)
             => global::ModelParallel.Layers.ParallelLinear.CreateColumnParallel("Sample.Block.up", inputSize, outputSize, hasBias, device, dtype);
 
         // down = torch.nn.Linear(...) at Block.cs(19,20): build the RowParallel shard: weight [out, in/tp], replicated bias [out]
         [global::System.Runtime.CompilerServices.InterceptsLocation(1, "q53lvrPekJHG7UhCm8rw/00CAABCbG9jay5jcw==")]
-        internal static global::TorchSharp.Modules.Linear Create_down_1(long inputSize, long outputSize, bool hasBias, global::TorchSharp.torch.Device? device, global::TorchSharp.torch.ScalarType? dtype)
+        internal static global::TorchSharp.Modules.Linear Create_down_2(long inputSize, long outputSize, bool hasBias, global::TorchSharp.torch.Device? device, global::TorchSharp.torch.ScalarType? dtype)
             => global::ModelParallel.Layers.ParallelLinear.CreateRowParallel("Sample.Block.down", inputSize, outputSize, hasBias, device, dtype);
 
         // gate = torch.nn.Linear(...) at Block.cs(20,20): build the replicated layer, initialised identically on every rank
         [global::System.Runtime.CompilerServices.InterceptsLocation(1, "q53lvrPekJHG7UhCm8rw/4oCAABCbG9jay5jcw==")]
-        internal static global::TorchSharp.Modules.Linear Create_gate_2(long inputSize, long outputSize, bool hasBias, global::TorchSharp.torch.Device? device, global::TorchSharp.torch.ScalarType? dtype)
+        internal static global::TorchSharp.Modules.Linear Create_gate_3(long inputSize, long outputSize, bool hasBias, global::TorchSharp.torch.Device? device, global::TorchSharp.torch.ScalarType? dtype)
             => global::ModelParallel.Layers.ParallelLinear.CreateReplicated("Sample.Block.gate", inputSize, outputSize, hasBias, device, dtype);
 
         // up.forward(...) at Block.cs(26,40): f (identity forward, all-reduce backward), then the local shard: R -> S(-1)
         [global::System.Runtime.CompilerServices.InterceptsLocation(1, "q53lvrPekJHG7UhCm8rw/zIDAABCbG9jay5jcw==")]
-        internal static global::TorchSharp.torch.Tensor Forward_up_3(this global::TorchSharp.Modules.Linear self, global::TorchSharp.torch.Tensor tensor)
+        internal static global::TorchSharp.torch.Tensor Forward_up_4(this global::TorchSharp.Modules.Linear self, global::TorchSharp.torch.Tensor tensor)
             => global::ModelParallel.Layers.ParallelLinear.ColumnForward("Sample.Block.up", self, tensor);
 
         // gate.forward(...) at Block.cs(27,38): replicated, no tp communication: R -> R (gradients tapped for dp averaging when dp > 1)
         [global::System.Runtime.CompilerServices.InterceptsLocation(1, "q53lvrPekJHG7UhCm8rw/3cDAABCbG9jay5jcw==")]
-        internal static global::TorchSharp.torch.Tensor Forward_gate_4(this global::TorchSharp.Modules.Linear self, global::TorchSharp.torch.Tensor tensor)
+        internal static global::TorchSharp.torch.Tensor Forward_gate_5(this global::TorchSharp.Modules.Linear self, global::TorchSharp.torch.Tensor tensor)
             => global::ModelParallel.Layers.ParallelLinear.ReplicatedForward("Sample.Block.gate", self, tensor);
 
         // down.forward(...) at Block.cs(27,57): the local shard S(-1) -> P, then g (all-reduce forward, identity backward) and the bias once: P -> R
         [global::System.Runtime.CompilerServices.InterceptsLocation(1, "q53lvrPekJHG7UhCm8rw/48DAABCbG9jay5jcw==")]
-        internal static global::TorchSharp.torch.Tensor Forward_down_5(this global::TorchSharp.Modules.Linear self, global::TorchSharp.torch.Tensor tensor)
+        internal static global::TorchSharp.torch.Tensor Forward_down_6(this global::TorchSharp.Modules.Linear self, global::TorchSharp.torch.Tensor tensor)
             => global::ModelParallel.Layers.ParallelLinear.RowForward("Sample.Block.down", self, tensor);
     }
 }
