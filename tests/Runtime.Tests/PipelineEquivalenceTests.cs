@@ -33,22 +33,35 @@ namespace ModelParallel.Tests
 
         [Theory]
         [MemberData(nameof(Cases))]
-        public void MatchesTheSingleDeviceModel(int pp, int microbatches, string schedule, int tp)
+        public void MatchesTheSingleDeviceModel(int pp, int microbatches, string schedule, int tp) => Check(1, pp, tp, microbatches, schedule);
+
+        /// <summary>dp replicas of the pipeline, each on its part of the batch, gradients averaged after the step: the whole batch on one device.</summary>
+        [Theory]
+        [InlineData(2, 2, 1, 4, "1f1b")]
+        [InlineData(2, 2, 1, 2, "gpipe")]
+        public void DataParallelPipelinesMatchTheSingleDeviceModel(int dp, int pp, int tp, int microbatches, string schedule) => Check(dp, pp, tp, microbatches, schedule);
+
+        private static void Check(int dp, int pp, int tp, int microbatches, string schedule)
         {
             var (logical, batches, expected) = Reference();
             int virtualStages = schedule == "interleaved" ? 2 : 1;
-            var results = Parallel.Run(new MeshShape(pp: pp, tp: tp), context =>
+            var results = Parallel.Run(new MeshShape(dp: dp, pp: pp, tp: tp), context =>
             {
                 var model = new PipelineTestModel(Shape);
                 LogicalState.Load(model, logical);
                 var executor = new PipelineExecutor(model, PipelineSchedule.Create(schedule, pp, microbatches, virtualStages), (y, t) => nn.functional.mse_loss(y, t));
+                var averaging = dp > 1 ? DataParallel.DataParallelGradients.Attach(model, bucketElements: 200) : null;
                 var optimizer = torch.optim.Adam(model.parameters(), lr: 0.01);
                 double firstLoss = double.NaN;
                 Dictionary<string, Tensor>? gradients = null;
+                int part = Batch / dp, d = context.Coordinates.Dp;
                 foreach (var (x, y) in batches)
                 {
                     optimizer.zero_grad();
-                    double loss = executor.Step(x, y);
+                    double loss = executor.Step(x.narrow(0, d * part, part), y.narrow(0, d * part, part));
+                    averaging?.Synchronize();
+                    // The whole batch's loss is the mean of the replicas' losses.
+                    if (dp > 1) loss = Mean(context, loss);
                     if (gradients is null)
                     {
                         firstLoss = loss;
@@ -59,7 +72,7 @@ namespace ModelParallel.Tests
                 return (Loss: firstLoss, Gradients: gradients!, Parameters: LogicalState.Export(model));
             }, new RunOptions { VirtualPipelineStages = virtualStages });
 
-            string where = $"pp={pp} tp={tp} m={microbatches} {schedule}";
+            string where = $"dp={dp} pp={pp} tp={tp} m={microbatches} {schedule}";
             foreach (var (result, rank) in results.Select((r, i) => (r, i)))
                 Assert.True(System.Math.Abs(result.Loss - expected.Loss.item<float>()) <= 1e-5 * System.Math.Max(1, System.Math.Abs(result.Loss)), $"{where} rank {rank}: loss {result.Loss} vs {expected.Loss.item<float>()}");
             var gradients = Union(results.Select(r => r.Gradients), where + " gradients");
@@ -69,6 +82,13 @@ namespace ModelParallel.Tests
                 TensorAssert.Close(gradient, gradients[name], $"{where}: gradient of {name}");
             foreach (var (name, parameter) in expected.Parameters)
                 TensorAssert.Close(parameter, parameters[name], $"{where}: {name} after {Steps} Adam steps");
+        }
+
+        private static double Mean(RankContext context, double value)
+        {
+            using var t = torch.tensor(new[] { value });
+            context.DataParallel.AllReduce(t, Communication.ReduceOp.Average);
+            return t.item<double>();
         }
 
         /// <summary>Each pp rank exports the layers it holds; tp peers export the same gathered tensors. Their union is the model.</summary>

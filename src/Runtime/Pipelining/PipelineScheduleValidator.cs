@@ -48,7 +48,7 @@ namespace ModelParallel.Pipelining
                             var (sender, index, sent) = queue.Dequeue();
                             if (!Matches(sent, action))
                             {
-                                problems.Add($"rank {r} action #{position[r]} ({action}) receives what rank {sender} action #{index} sent ({sent}).");
+                                problems.Add($"rank {r} action #{position[r]} ({action}) would get the message of rank {sender} action #{index} ({sent}): the micro-batch, stage or shape differ.");
                                 return problems;
                             }
                         }
