@@ -147,7 +147,7 @@ namespace ModelParallel.Generators
                         w.Line($"    => {Pipeline}.PipelineRun.Runs(\"{layer}\", {Pipeline}.PipelineRole.{site.Role}) ? self.forward({arguments}) : {input};");
                         return;
                     case InterceptionKind.StageBlocks:
-                        w.Line($"// {site.Field} blocks built at {site.Where}: split over pp × virtual stages ({(site.Target!.Contains("Empty") ? "evenly" : "split " + site.Target.Replace("new int[] ", ""))}); blocks of other ranks on the meta device");
+                        w.Line($"// {site.Field} = nn.ModuleList(...Select(...)) at {site.Where}: the blocks split over pp x virtual stages ({(site.Target!.Contains("Empty") ? "evenly" : "[" + site.Target.Replace("new int[] { ", "").Replace(" }", "") + "] per virtual stage")}); blocks of other pp ranks on the meta device");
                         w.Line(attribute);
                         w.Line($"internal static {site.ReturnType} Blocks_{site.Field}_{index}(this {parameters})");
                         w.Line($"    => {Pipeline}.PipelineBuild.Blocks(\"{layer}\", {arguments}, {site.Target});");

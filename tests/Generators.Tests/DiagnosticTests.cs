@@ -92,6 +92,98 @@ namespace ModelParallel.Generators.Tests
             }
             """, "'up' is [ColumnParallel] but is never assigned torch.nn.Linear");
 
+        [Fact]
+        public void MP0006_PipelineStagesOverBlocksThatAreNotParallelModules() => Expect("MP0006", """
+            using System.Linq;
+            public sealed class Plain : nn.Module<Tensor, Tensor>
+            {
+                public Plain() : base("Plain") { }
+                public override Tensor forward(Tensor x) => x;
+            }
+            [ParallelModule]
+            public sealed partial class Block : nn.Module<Tensor, Tensor>
+            {
+                [[|PipelineStages|]] private readonly ModuleList<Plain> blocks;
+                public Block() : base("Block") { blocks = nn.ModuleList(Enumerable.Range(0, 2).Select(_ => new Plain()).ToArray()); RegisterComponents(); }
+                public override Tensor forward(Tensor x) { foreach (var b in blocks) x = b.forward(x); return x; }
+            }
+            """, "its block type 'Sample.Plain' is not a [ParallelModule] class");
+
+        [Fact]
+        public void MP0007_PipelineBlocksBuiltInALoop() => Expect("MP0007", """
+            [ParallelModule]
+            public sealed partial class Inner : nn.Module<Tensor, Tensor>
+            {
+                public Inner() : base("Inner") { }
+                public override Tensor forward(Tensor x) => x;
+            }
+            [ParallelModule]
+            public sealed partial class Block : nn.Module<Tensor, Tensor>
+            {
+                [PipelineStages] private readonly ModuleList<Inner> [|blocks|] = new();
+                public Block() : base("Block") { for (int i = 0; i < 2; i++) blocks.Add(new Inner()); RegisterComponents(); }
+                public override Tensor forward(Tensor x) { foreach (var b in blocks) x = b.forward(x); return x; }
+            }
+            """, "'blocks' is [PipelineStages] but is never assigned nn.ModuleList(Enumerable.Range(0, n).Select(i => new Block(...)).ToArray())");
+
+        [Fact]
+        public void MP0008_ForwardComputesOutsideThePipelineParts() => Expect("MP0008", """
+            using System.Linq;
+            [ParallelModule]
+            public sealed partial class Inner : nn.Module<Tensor, Tensor>
+            {
+                public Inner() : base("Inner") { }
+                public override Tensor forward(Tensor x) => x;
+            }
+            [ParallelModule]
+            public sealed partial class Block : nn.Module<Tensor, Tensor>
+            {
+                [PipelineStages] private readonly ModuleList<Inner> blocks;
+                public Block() : base("Block") { blocks = nn.ModuleList(Enumerable.Range(0, 2).Select(_ => new Inner()).ToArray()); RegisterComponents(); }
+                public override Tensor forward(Tensor x)
+                {
+                    x = [|x * 2|];
+                    foreach (var b in blocks) x = b.forward(x);
+                    return x;
+                }
+            }
+            """, "'x * 2' in 'Block.forward' would run on every pipeline stage");
+
+        [Fact]
+        public void MP0008_LastStageLayerBeforeTheBlocks() => Expect("MP0008", """
+            using System.Linq;
+            [ParallelModule]
+            public sealed partial class Inner : nn.Module<Tensor, Tensor>
+            {
+                public Inner() : base("Inner") { }
+                public override Tensor forward(Tensor x) => x;
+            }
+            [ParallelModule]
+            public sealed partial class Block : nn.Module<Tensor, Tensor>
+            {
+                [PipelineStages] private readonly ModuleList<Inner> blocks;
+                [LastStage] private readonly LayerNorm norm;
+                public Block() : base("Block") { blocks = nn.ModuleList(Enumerable.Range(0, 2).Select(_ => new Inner()).ToArray()); norm = nn.LayerNorm(4); RegisterComponents(); }
+                public override Tensor forward(Tensor x)
+                {
+                    x = [|norm.forward(x)|];
+                    foreach (var b in blocks) x = b.forward(x);
+                    return x;
+                }
+            }
+            """, "runs a [LastStage] layer before the blocks");
+
+        [Fact]
+        public void MP0009_StageMarkerWithoutPipelineStages() => Expect("MP0009", """
+            [ParallelModule]
+            public sealed partial class Block : nn.Module<Tensor, Tensor>
+            {
+                [[|FirstStage|]] private readonly Linear up;
+                public Block() : base("Block") { up = nn.Linear(4, 8); RegisterComponents(); }
+                public override Tensor forward(Tensor x) => up.forward(x);
+            }
+            """, "[FirstStage] on 'up': 'Block' has no [PipelineStages] list");
+
         private static void Expect(string id, string markup, string messagePart)
         {
             int start = markup.IndexOf("[|", System.StringComparison.Ordinal);
@@ -107,7 +199,8 @@ namespace ModelParallel.Generators.Tests
             Assert.Equal(new TextSpan(offset + start, end - start), diagnostic.Location.SourceSpan);
             Assert.Equal("Block.cs", diagnostic.Location.GetLineSpan().Path);
             Assert.Contains(messagePart, diagnostic.GetMessage());
-            Assert.Empty(result.GeneratedSources);
+            // The class in error gets no partition (other, valid classes of the sample do).
+            Assert.DoesNotContain(result.GeneratedSources, s => s.HintName == "Sample.Block.Partition.g.cs");
         }
     }
 }

@@ -37,6 +37,23 @@ namespace ModelParallel.Generators.Tests
         }
 
         [Fact]
+        public void GeneratedPipelinePartitionMatchesTheApprovedFile()
+        {
+            var (result, compilation) = GeneratorHarness.Run(("Block.cs", Samples.Block), ("Net.cs", Samples.Pipelined));
+            Assert.Null(result.Exception);
+            Assert.Empty(result.Diagnostics);
+            Assert.Empty(compilation.Where(d => d.Severity >= DiagnosticSeverity.Warning));
+            var source = Assert.Single(result.GeneratedSources, s => s.HintName == "Sample.Net.Partition.g.cs");
+            var text = source.SourceText.ToString();
+            // The blocks' Select, input's and head's factories and forwards (stage-gated), norm's factory and forward, the block call.
+            Assert.Equal(8, text.Split("[global::System.Runtime.CompilerServices.InterceptsLocation(").Length - 1);
+            Assert.Contains("PipelineBuild.Blocks(\"Sample.Net.blocks\", source, selector, new int[] { 1, 3 })", text);
+            Assert.Contains("PipelineRun.Runs(\"Sample.Net.head\", global::ModelParallel.Pipelining.PipelineRole.Last) ? global::ModelParallel.Layers.ParallelLinear.ColumnForward(", text);
+            Assert.Contains("PipelineRun.Block(\"Sample.Net.blocks\", self, ", text);
+            Snapshot.Match("Net.Partition", text);
+        }
+
+        [Fact]
         public void NestedAndFieldInitializedModulesAreSupported()
         {
             var source = Samples.Usings + """

@@ -39,5 +39,38 @@ namespace ModelParallel.Generators.Tests
                 }
             }
             """;
+
+        /// <summary>A pipelined model over <see cref="Block"/>: embedding-like input on the first stage, head on the last.</summary>
+        public const string Pipelined = Usings + """
+            using System.Linq;
+
+            namespace Sample
+            {
+                [ParallelModule]
+                public sealed partial class Net : nn.Module<Tensor, Tensor>
+                {
+                    [FirstStage] private readonly Linear input;
+                    [PipelineStages(Split = new[] { 1, 3 })] private readonly ModuleList<Block> blocks;
+                    [LastStage] private readonly LayerNorm norm;
+                    [LastStage, ColumnParallel] private readonly Linear head;
+
+                    public Net(long width, int depth) : base(nameof(Net))
+                    {
+                        input = nn.Linear(3, width);
+                        blocks = nn.ModuleList(Enumerable.Range(0, depth).Select(_ => new Block(width, 2 * width)).ToArray());
+                        norm = nn.LayerNorm(width);
+                        head = nn.Linear(width, 8);
+                        RegisterComponents();
+                    }
+
+                    public override Tensor forward(Tensor x)
+                    {
+                        x = input.forward(x);
+                        foreach (var block in blocks) x = block.forward(x);
+                        return head.forward(norm.forward(x));
+                    }
+                }
+            }
+            """;
     }
 }
