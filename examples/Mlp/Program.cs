@@ -4,12 +4,15 @@ using System.Linq;
 using ModelParallel;
 using ModelParallel.DataParallel;
 using ModelParallel.Examples.Mlp;
+using ModelParallel.Pipelining;
 using TorchSharp;
 using static TorchSharp.torch;
 
-// Trains a residual MLP on a synthetic regression task on a dp x tp mesh (ranks are threads, or processes
+// Trains a residual MLP on a synthetic regression task on a dp x pp x tp mesh (ranks are threads, or processes
 // under mpiexec), and compares its loss curve with the single-device run from the same logical weights.
-// Each dp replica trains on its part of every batch; its gradients are averaged over dp.
+// Each dp replica trains on its part of every batch; its gradients are averaged over dp. With --pp or
+// --microbatches the step runs through the pipeline executor with the chosen --schedule; --trace writes the
+// last step's timeline (Chrome trace JSON and SVG) and prints its bubble fraction.
 var options = ExampleOptions.Parse(args);
 torch.set_num_threads(1);
 
@@ -20,34 +23,41 @@ var logical = reference.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.d
 var (inputs, targets) = Task.Data(options);
 var referenceLosses = Task.Train(reference, inputs, targets, options, Replica.Whole);
 
-var losses = Parallel.Run(new MeshShape(dp: options.Dp, tp: options.Tp), context =>
+var losses = Parallel.Run(new MeshShape(dp: options.Dp, pp: options.Pp, tp: options.Tp), context =>
 {
     var model = Task.NewModel(options);
     LogicalState.Load(model, logical);
-    var local = model.parameters().Sum(p => p.numel());
-    var sharded = LogicalState.Placements(model).Where(p => p.Value.Placement.Kind == PlacementKind.Shard).Select(p => p.Key).ToHashSet();
-    var shard = model.named_parameters().Where(p => sharded.Contains(p.name)).Sum(p => p.parameter.numel());
-    var logicalSharded = logical.Where(kv => sharded.Contains(kv.Key)).Sum(kv => kv.Value.numel());
+    // Layers another pipeline stage holds exist on the meta device only: no memory.
+    var held = model.named_parameters().Where(p => p.parameter.device.type != DeviceType.META).ToList();
+    var heldLogical = held.Sum(p => logical[p.name].numel());
     lock (options)
-        Console.WriteLine($"rank {context.Rank}: {local:N0} parameters here; sharded parameters {shard:N0} = logical {logicalSharded:N0} / tp {options.Tp}");
+        Console.WriteLine($"rank {context.Rank} (dp {context.Coordinates.Dp}, pp {context.Coordinates.Pp}, tp {context.Coordinates.Tp}): {held.Sum(p => p.parameter.numel()):N0} parameters here, the local part of {heldLogical:N0} logical ({held.Count} of {logical.Count} tensors)");
     context.World.Barrier();
     var replica = new Replica(context.Coordinates.Dp, options.Dp, DataParallelGradients.Attach(model), context.DataParallel);
     return Task.Train(model, inputs, targets, options, replica, log: context.Rank == 0);
-});
+}, new RunOptions { VirtualPipelineStages = options.VirtualStages });
 
 // In one process every rank's curve is here; under mpiexec each process holds only its own rank's.
 var mine = losses.First(curve => curve is not null);
 var difference = mine.Zip(referenceLosses, (a, b) => Math.Abs(a - b)).Max();
 if (losses[0] is not null)
-    Console.WriteLine($"largest |loss(dp={options.Dp}, tp={options.Tp}) - loss(single device)| over {options.Steps} steps: {difference:E2}");
+    Console.WriteLine($"largest |loss(dp={options.Dp}, pp={options.Pp}, tp={options.Tp}) - loss(single device)| over {options.Steps} steps: {difference:E2}");
 return difference <= 1e-5 ? 0 : 1;
 
 /// <summary>Command-line options of the example.</summary>
-sealed record ExampleOptions(int Dp, int Tp, int Steps, int Depth, long Width, long Hidden, int Batch, int Seed)
+sealed record ExampleOptions(int Dp, int Pp, int Tp, int Steps, int Depth, long Width, long Hidden, int Batch, int Seed,
+    int Microbatches, string Schedule, int Virtual, string? Trace)
 {
+    /// <summary>Chunks per pipeline rank: --virtual for the interleaved schedule, else 1.</summary>
+    public int VirtualStages => Schedule == "interleaved" ? Virtual : 1;
+
+    /// <summary>Whether the step runs through the pipeline executor.</summary>
+    public bool Pipelined => Pp > 1 || Microbatches > 1 || Trace is not null;
+
     public static ExampleOptions Parse(string[] args)
     {
-        var o = new ExampleOptions(Dp: 1, Tp: 2, Steps: 20, Depth: 3, Width: 64, Hidden: 256, Batch: 32, Seed: 7);
+        var o = new ExampleOptions(Dp: 1, Pp: 1, Tp: 2, Steps: 20, Depth: 4, Width: 64, Hidden: 256, Batch: 32, Seed: 7,
+            Microbatches: 1, Schedule: "1f1b", Virtual: 2, Trace: null);
         for (int i = 0; i < args.Length; i++)
         {
             string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
@@ -55,16 +65,24 @@ sealed record ExampleOptions(int Dp, int Tp, int Steps, int Depth, long Width, l
             {
                 "--dp" => o with { Dp = int.Parse(Next()) },
                 "--tp" => o with { Tp = int.Parse(Next()) },
+                "--pp" => o with { Pp = int.Parse(Next()) },
+                "--microbatches" => o with { Microbatches = int.Parse(Next()) },
+                "--schedule" => o with { Schedule = Next().ToLowerInvariant() },
+                "--virtual" => o with { Virtual = int.Parse(Next()) },
+                "--trace" => o with { Trace = Next() },
                 "--steps" => o with { Steps = int.Parse(Next()) },
                 "--depth" => o with { Depth = int.Parse(Next()) },
                 "--width" => o with { Width = long.Parse(Next()) },
                 "--hidden" => o with { Hidden = long.Parse(Next()) },
                 "--batch" => o with { Batch = int.Parse(Next()) },
                 "--seed" => o with { Seed = int.Parse(Next()) },
-                _ => throw new ArgumentException($"Unknown option '{args[i]}'. Options: --dp N --tp N --steps N --depth N --width N --hidden N --batch N --seed N"),
+                _ => throw new ArgumentException($"Unknown option '{args[i]}'. Options: --dp N --pp N --tp N --microbatches N --schedule gpipe|1f1b|interleaved --virtual N --trace FILE.json --steps N --depth N --width N --hidden N --batch N --seed N"),
             };
         }
         if (o.Batch % o.Dp != 0) throw new ArgumentException($"--batch {o.Batch} must be divisible by --dp {o.Dp}: each replica trains on an equal part.");
+        if (o.Batch / o.Dp % o.Microbatches != 0) throw new ArgumentException($"--batch {o.Batch} / --dp {o.Dp} must be divisible by --microbatches {o.Microbatches}.");
+        // Fails here, before any rank starts, for an unknown schedule or one the sizes do not allow.
+        PipelineSchedule.Create(o.Schedule, o.Pp, o.Microbatches, o.VirtualStages);
         return o;
     }
 }
@@ -94,6 +112,9 @@ static class Task
     public static List<double> Train(ResidualMlp model, Tensor inputs, Tensor targets, ExampleOptions o, Replica replica, bool log = false)
     {
         var optimizer = torch.optim.Adam(model.parameters(), lr: 1e-3);
+        var pipeline = o.Pipelined && RankContext.Current is not null
+            ? new PipelineExecutor(model, PipelineSchedule.Create(o.Schedule, o.Pp, o.Microbatches, o.VirtualStages), (p, t) => nn.functional.mse_loss(p, t))
+            : null;
         var losses = new List<double>();
         int part = o.Batch / replica.Count;
         for (int step = 0; step < o.Steps; step++)
@@ -102,15 +123,27 @@ static class Task
             var x = inputs.narrow(0, step * o.Batch + replica.Index * part, part);
             var y = targets.narrow(0, step * o.Batch + replica.Index * part, part);
             optimizer.zero_grad();
-            var loss = nn.functional.mse_loss(model.forward(x), y);
-            loss.backward();
+            Tensor whole;
+            if (pipeline is not null)
+                whole = torch.tensor(new[] { (float)pipeline.Step(x, y) });
+            else
+            {
+                var loss = nn.functional.mse_loss(model.forward(x), y);
+                loss.backward();
+                whole = loss.detach().clone();
+            }
             replica.Gradients?.Synchronize();
             optimizer.step();
             // The whole batch's loss is the mean of the replicas' (equal parts).
-            var whole = loss.detach().clone();
             if (replica.Count > 1) replica.DataParallel!.AllReduce(whole, ModelParallel.Communication.ReduceOp.Average);
             losses.Add(whole.item<float>());
             if (log) Console.WriteLine($"step {step + 1,3}  loss {losses[^1]:F6}");
+        }
+        if (pipeline is not null && o.Trace is not null && PipelineTrace.Gather(pipeline) is { } trace)
+        {
+            trace.Write(o.Trace);
+            Console.WriteLine($"timeline of the last step: {o.Trace} and {System.IO.Path.ChangeExtension(o.Trace, ".svg")}; bubble {trace.BubbleFraction:P1} "
+                + $"(ideal {PipelineTrace.IdealBubbleFraction(o.Pp, o.Microbatches, o.VirtualStages):P1} for {o.Schedule}, pp={o.Pp}, m={o.Microbatches})");
         }
         return losses;
     }

@@ -122,7 +122,8 @@ namespace ModelParallel.Communication
         {
             CheckPeer(destination, "Send to");
             using var noGrad = torch.no_grad();
-            group.Deliver(Rank, destination, tag, tensor.detach().clone());
+            // The copy belongs to the receiver, not to the sender's dispose scope (which may end before it is received).
+            group.Deliver(Rank, destination, tag, tensor.detach().clone().DetachFromDisposeScope());
         }
 
         /// <inheritdoc/>

@@ -176,7 +176,8 @@ namespace ModelParallel.Communication.Mpi
         {
             CompleteSends(wait: false);
             using var noGrad = torch.no_grad();
-            var copy = tensor.detach().contiguous().clone();
+            // Owned here until the send completes, whatever dispose scope the caller is in.
+            var copy = tensor.detach().contiguous().clone().DetachFromDisposeScope();
             var request = new int[1];
             fixed (byte* data = copy.bytes)
             fixed (int* r = request)
