@@ -26,8 +26,12 @@ switch (args.FirstOrDefault())
         // equivalence DP TP: the mesh dp x tp (its size must be the process count)
         MpiScenarios.Equivalence(new MeshShape(dp: int.Parse(args[1]), tp: int.Parse(args[2])));
         break;
+    case "pipeline":
+        // pipeline DP PP TP SCHEDULE MICROBATCHES
+        MpiScenarios.PipelineEquivalence(new MeshShape(dp: int.Parse(args[1]), pp: int.Parse(args[2]), tp: int.Parse(args[3])), args[4], int.Parse(args[5]));
+        break;
     default:
-        Console.Error.WriteLine("usage: ModelParallel.Mpi.Host collectives | fail | mismatch | equivalence DP TP  (under mpiexec)");
+        Console.Error.WriteLine("usage: ModelParallel.Mpi.Host collectives | fail | mismatch | equivalence DP TP | pipeline DP PP TP SCHEDULE M  (under mpiexec)");
         return 2;
 }
 return 0;

@@ -29,6 +29,20 @@ namespace ModelParallel.Tests
             Assert.Contains($"equivalence ok on mesh dp={dp} × pp=1 × tp={tp}", job.Output);
         }
 
+        [Theory]
+        [Trait("Category", "Pipeline")]
+        [InlineData(1, 2, 1, "gpipe", 4)]
+        [InlineData(1, 4, 1, "1f1b", 8)]
+        [InlineData(1, 2, 1, "interleaved", 4)]
+        [InlineData(1, 2, 2, "1f1b", 4)]
+        [InlineData(2, 2, 1, "1f1b", 4)]
+        public void APipelineOfProcessesMatchesOneDevice(int dp, int pp, int tp, string schedule, int microbatches)
+        {
+            var job = MpiJob.Run(dp * pp * tp, $"pipeline {dp} {pp} {tp} {schedule} {microbatches}");
+            Assert.True(job.ExitCode == 0, job.Output);
+            Assert.Contains($"pipeline equivalence ok on mesh dp={dp} × pp={pp} × tp={tp} ({schedule}, m={microbatches})", job.Output);
+        }
+
         [Fact]
         public void ARankThatThrowsAbortsTheJobAndIsNamed()
         {
