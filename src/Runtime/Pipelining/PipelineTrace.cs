@@ -128,6 +128,8 @@ namespace ModelParallel.Pipelining
         /// <summary>Writes <c>path</c> (Chrome trace JSON) and the same name with .svg.</summary>
         public void Write(string path)
         {
+            var directory = Path.GetDirectoryName(Path.GetFullPath(path));
+            if (directory is not null) Directory.CreateDirectory(directory);
             File.WriteAllText(path, ToChromeTrace());
             File.WriteAllText(Path.ChangeExtension(path, ".svg"), ToSvg());
         }
