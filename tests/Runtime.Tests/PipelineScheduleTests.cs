@@ -62,6 +62,28 @@ namespace ModelParallel.Tests
             }
         }
 
+        [Theory]
+        [InlineData("gpipe", 2, 4, 1)]
+        [InlineData("gpipe", 4, 8, 1)]
+        [InlineData("gpipe", 4, 16, 1)]
+        [InlineData("1f1b", 2, 4, 1)]
+        [InlineData("1f1b", 4, 8, 1)]
+        [InlineData("1f1b", 4, 16, 1)]
+        [InlineData("interleaved", 2, 4, 2)]
+        [InlineData("interleaved", 2, 8, 2)]
+        [InlineData("interleaved", 4, 4, 2)]
+        [InlineData("interleaved", 4, 8, 2)]
+        [InlineData("interleaved", 4, 16, 2)]
+        [InlineData("interleaved", 4, 8, 4)]
+        public void OnIdealHardwareTheBubbleIsTheTextbookFraction(string name, int p, int m, int v)
+        {
+            // Stage cost 1 forward, 2 backward per chunk; the textbook: (p-1)/(v m + p-1) of the step is idle.
+            var trace = PipelineScheduleSimulator.Simulate(PipelineSchedule.Create(name, p, m, v), forward: 1, backward: 2);
+            double expectedSpan = 3.0 * (v * m + p - 1);
+            Assert.Equal(expectedSpan, trace.Span, 9);
+            Assert.Equal((p - 1.0) / (v * m + p - 1.0), trace.BubbleFraction, 9);
+        }
+
         [Fact]
         public void ADroppedReceiveIsRejectedNamingTheSendAndTheWaitingRank()
         {

@@ -126,6 +126,16 @@ namespace ModelParallel.Communication
             group.Deliver(Rank, destination, tag, tensor.detach().clone().DetachFromDisposeScope());
         }
 
+        /// <summary>
+        /// Receives the tensor <paramref name="source"/> sent, whatever its shape: the sender's copy itself, now
+        /// owned by the caller. Between threads no shape needs to travel ahead of the data.
+        /// </summary>
+        internal torch.Tensor ReceiveTensor(int source, int tag)
+        {
+            CheckPeer(source, "Receive from");
+            return group.Collect(source, Rank, tag);
+        }
+
         /// <inheritdoc/>
         public void Receive(torch.Tensor into, int source, int tag = 0)
         {

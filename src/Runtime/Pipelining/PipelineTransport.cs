@@ -8,6 +8,7 @@ namespace ModelParallel.Pipelining
     /// <summary>
     /// Point-to-point tensors between stages whose shape the receiver does not know in advance: a small header
     /// (dtype, rank, dimensions) and then the data, both on the same tag, so FIFO order keeps them paired.
+    /// Between threads (an unwrapped in-process communicator) the tensor itself travels and no header is needed.
     /// </summary>
     internal static class PipelineTransport
     {
@@ -15,6 +16,11 @@ namespace ModelParallel.Pipelining
 
         public static void Send(ICommunicator communicator, torch.Tensor tensor, int destination, int tag)
         {
+            if (communicator is InProcessCommunicator)
+            {
+                communicator.Send(tensor, destination, tag);
+                return;
+            }
             if (tensor.dim() > MaxDimensions) throw new ArgumentException($"Pipeline activations have at most {MaxDimensions} dimensions; got {tensor.dim()}.");
             var header = new long[2 + MaxDimensions];
             header[0] = (long)tensor.dtype;
@@ -27,6 +33,7 @@ namespace ModelParallel.Pipelining
 
         public static torch.Tensor Receive(ICommunicator communicator, int source, int tag, torch.Device device)
         {
+            if (communicator is InProcessCommunicator threads) return threads.ReceiveTensor(source, tag);
             using var header = torch.zeros(2 + MaxDimensions, torch.int64, device);
             communicator.Receive(header, source, tag);
             var values = header.data<long>().ToArray();
