@@ -39,6 +39,7 @@ namespace ModelParallel.Tests
         [Theory]
         [InlineData(2, 2, 1, 4, "1f1b")]
         [InlineData(2, 2, 1, 2, "gpipe")]
+        [InlineData(2, 2, 2, 4, "interleaved")]
         public void DataParallelPipelinesMatchTheSingleDeviceModel(int dp, int pp, int tp, int microbatches, string schedule) => Check(dp, pp, tp, microbatches, schedule);
 
         private static void Check(int dp, int pp, int tp, int microbatches, string schedule)
