@@ -15,6 +15,10 @@ namespace ModelParallel.Generators
         public const string StagesNotBuiltId = "MP0007";
         public const string NotSequentialId = "MP0008";
         public const string InvalidStageMarkerId = "MP0009";
+        public const string ShardedReductionId = "MP0011";
+        public const string UnsupportedShardedOperationId = "MP0014";
+        public const string ColumnAfterColumnId = "MP0015";
+        public const string ReshardInsertedId = "MP0016";
         public const string InternalErrorId = "MP0099";
 
         private const string Category = "ModelParallel";
@@ -64,6 +68,28 @@ namespace ModelParallel.Generators
             "[{0}] on '{1}': {2}",
             "[FirstStage] and [LastStage] mark TorchSharp layer fields of a [ParallelModule] class that also has a [PipelineStages] list; a field has at most one of them.");
 
+        public static readonly DiagnosticDescriptor ShardedReduction = Create(ShardedReductionId,
+            "Normalization or reduction over a sharded dimension",
+            "'{0}' {1} over dimension {2}, which is sharded over tp here (the value is {3}); each rank would see only its slice of it",
+            "Softmax, layer norm, attention over the key or feature dimension and reductions need the whole dimension they run over. Keep that dimension unsharded: for example, normalize before the ColumnParallel layer or after the RowParallel one.");
+
+        public static readonly DiagnosticDescriptor UnsupportedShardedOperation = Create(UnsupportedShardedOperationId,
+            "Unsupported operation on a sharded value",
+            "'{0}': {1}",
+            "The generator follows a value's placement through the operations it has rules for (Linear layers, elementwise functions, arithmetic on equally placed values, view and reshape, transpose and permute, chunk of a ColumnParallel output, matmul and attention over sharded heads, softmax and reductions over unsharded dimensions). Operators cannot be intercepted, so a mix of placements there cannot be repaired by inserted communication.");
+
+        public static readonly DiagnosticDescriptor ColumnAfterColumn = Create(ColumnAfterColumnId,
+            "Two ColumnParallel layers in a row",
+            "'{0}' is ColumnParallel but its input comes sharded from ColumnParallel '{1}': an all-gather of the activation is inserted before it (forward all-gather, backward slice); make '{0}' [RowParallel] to avoid it",
+            "A ColumnParallel layer needs its whole input. After another ColumnParallel layer the input is sharded on its last dimension, so the generator gathers it, at the cost of an all-gather per forward. The Megatron pairing, Column then Row, needs none.",
+            DiagnosticSeverity.Warning);
+
+        public static readonly DiagnosticDescriptor ReshardInserted = Create(ReshardInsertedId,
+            "Resharding inserted",
+            "'{0}': {1} inserted for {2} (cost: {3})",
+            "Where a layer needs a placement other than the one its input has, the generator inserts the cheapest legal resharding and reports it here.",
+            DiagnosticSeverity.Info);
+
         public static readonly DiagnosticDescriptor InternalError = Create(InternalErrorId,
             "ModelParallel generator failed",
             "The ModelParallel generator failed on '{0}': {1}. No partition was generated; please report this",
@@ -80,12 +106,17 @@ namespace ModelParallel.Generators
             StagesNotBuiltId => StagesNotBuilt,
             NotSequentialId => NotSequential,
             InvalidStageMarkerId => InvalidStageMarker,
+            ShardedReductionId => ShardedReduction,
+            UnsupportedShardedOperationId => UnsupportedShardedOperation,
+            ColumnAfterColumnId => ColumnAfterColumn,
+            ReshardInsertedId => ReshardInserted,
             InternalErrorId => InternalError,
             _ => throw new ArgumentOutOfRangeException(nameof(id), id, "unknown diagnostic"),
         };
 
-        private static DiagnosticDescriptor Create(string id, string title, string message, string description) =>
-            new(id, title, message, Category, DiagnosticSeverity.Error, isEnabledByDefault: true, description,
+        private static DiagnosticDescriptor Create(string id, string title, string message, string description,
+            DiagnosticSeverity severity = DiagnosticSeverity.Error) =>
+            new(id, title, message, Category, severity, isEnabledByDefault: true, description,
                 helpLinkUri: $"docs/diagnostics/{id}.md");
     }
 }

@@ -43,7 +43,7 @@ namespace ModelParallel.Generators
             {
                 w.Line($"// Partition plan of {module.DisplayName} over the tensor-parallel axis \"tp\":");
                 foreach (var layer in module.Layers)
-                    w.Line($"//   {layer.Field,-12} {Describe(layer.Placement)}");
+                    w.Line($"//   {layer.Field,-12} {Describe(layer.Placement)}{(layer.Chunks > 1 ? $"; forward splits its output into {layer.Chunks} parts, so each rank holds its slice of every part" : "")}");
                 int forward = module.Interceptions.Count(i => i.Kind == InterceptionKind.Forward && i.Placement == LayerPlacement.Row);
                 int backward = module.Interceptions.Count(i => i.Kind == InterceptionKind.Forward && i.Placement == LayerPlacement.Column);
                 w.Line($"// Collectives per step when tp > 1: {forward} all-reduce(s) in forward (g after RowParallel), {backward} in backward (f before ColumnParallel).");
@@ -68,7 +68,7 @@ namespace ModelParallel.Generators
                 w.Line("{");
                 foreach (var layer in module.Layers)
                 {
-                    foreach (var (parameter, placement) in Parameters(layer.Placement))
+                    foreach (var (parameter, placement) in Parameters(layer.Placement, layer.Chunks))
                         w.Line($"    new(\"{layer.Field}.{parameter}\", global::ModelParallel.Placement.{placement}, global::ModelParallel.MeshAxis.Tensor),");
                 }
                 w.Line("};").Line();
@@ -81,8 +81,9 @@ namespace ModelParallel.Generators
                 w.Line();
             }
 
-            private static (string Parameter, string Placement)[] Parameters(LayerPlacement placement) => placement switch
+            private static (string Parameter, string Placement)[] Parameters(LayerPlacement placement, int chunks) => placement switch
             {
+                LayerPlacement.Column when chunks > 1 => new[] { ("weight", $"Shard(0, {chunks})"), ("bias", $"Shard(0, {chunks})") },
                 LayerPlacement.Column => new[] { ("weight", "Shard(0)"), ("bias", "Shard(0)") },
                 LayerPlacement.Row => new[] { ("weight", "Shard(1)"), ("bias", "Replicate") },
                 _ => new[] { ("weight", "Replicate"), ("bias", "Replicate") },
@@ -131,7 +132,7 @@ namespace ModelParallel.Generators
                         w.Line($"// {site.Field} = torch.nn.Linear(...) at {site.Where}: {comment}{StageNote(site.Role)}");
                         w.Line(attribute);
                         w.Line($"internal static {site.ReturnType} Create_{site.Field}_{index}({parameters})");
-                        w.Line($"    => {Runtime}.{factory}(\"{layer}\", {arguments});");
+                        w.Line($"    => {Runtime}.{factory}(\"{layer}\", {arguments}{(site.Chunks > 1 ? $", chunks: {site.Chunks}" : "")});");
                         return;
                     }
                     case InterceptionKind.LayerFactory:
@@ -152,6 +153,15 @@ namespace ModelParallel.Generators
                         w.Line($"internal static {site.ReturnType} Blocks_{site.Field}_{index}(this {parameters})");
                         w.Line($"    => {Pipeline}.PipelineBuild.Blocks(\"{layer}\", {arguments}, {site.Target});");
                         return;
+                    case InterceptionKind.ShardedView:
+                    {
+                        var parts = site.Target!.Split(':');
+                        w.Line($"// {parts[0].ToLowerInvariant()}(...) at {site.Where}: the input is sharded over tp; dimension {parts[1]} of the written (logical) shape carries the shard and is divided by tp");
+                        w.Line(attribute);
+                        w.Line($"internal static {site.ReturnType} {parts[0]}_{index}(this {site.ReceiverType} self, {parameters})");
+                        w.Line($"    => global::ModelParallel.Layers.ShardedShapes.{parts[0]}(\"{layer} at {site.Where}\", self, {arguments}, {parts[1]});");
+                        return;
+                    }
                     case InterceptionKind.BlockForward:
                         w.Line($"// block.forward(...) over {site.Field} at {site.Where}: runs the blocks of the chunk being executed; the others pass their input through");
                         w.Line(attribute);
@@ -159,10 +169,12 @@ namespace ModelParallel.Generators
                         w.Line($"    => {Pipeline}.PipelineRun.Block(\"{layer}\", self, {arguments});");
                         return;
                 }
-                var (forwardComment, method) = site.Placement switch
+                var (forwardComment, method) = (site.Placement, site.Target) switch
                 {
-                    LayerPlacement.Column => ("f (identity forward, all-reduce backward), then the local shard: R -> S(-1)", "ColumnForward"),
-                    LayerPlacement.Row => ("the local shard S(-1) -> P, then g (all-reduce forward, identity backward) and the bias once: P -> R", "RowForward"),
+                    (LayerPlacement.Column, "gather") => ("the input arrives S(-1) from another ColumnParallel layer: all-gather (backward: slice), then f and the local shard: R -> S(-1)", "ColumnForwardGathered"),
+                    (LayerPlacement.Row, "slice") => ("the input arrives R: local slice (free; backward: all-gather), then the local shard S(-1) -> P, g and the bias once: P -> R", "RowForwardSliced"),
+                    (LayerPlacement.Column, _) => ("f (identity forward, all-reduce backward), then the local shard: R -> S(-1)", "ColumnForward"),
+                    (LayerPlacement.Row, _) => ("the local shard S(-1) -> P, then g (all-reduce forward, identity backward) and the bias once: P -> R", "RowForward"),
                     _ => ("replicated, no tp communication: R -> R (gradients tapped for dp averaging when dp > 1)", "ReplicatedForward"),
                 };
                 w.Line($"// {site.Field}.forward(...) at {site.Where}: {forwardComment}{StageNote(site.Role)}");

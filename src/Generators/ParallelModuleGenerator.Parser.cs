@@ -55,6 +55,9 @@ namespace ModelParallel.Generators
 
                 var layers = ReadLayers(type, diagnostics);
                 var stages = ReadStages(type, diagnostics);
+                var facts = AnalyzePlacements(type, layers, compilation, diagnostics, cancellationToken);
+                foreach (var pair in facts.Chunks)
+                    if (layers.TryGetValue(pair.Key, out var chunked)) layers[pair.Key] = chunked with { Chunks = pair.Value };
                 var interceptions = new List<InterceptionSpec>();
                 var constructed = new HashSet<string>();
                 foreach (var reference in type.DeclaringSyntaxReferences)
@@ -67,8 +70,13 @@ namespace ModelParallel.Generators
                         switch (model.GetOperation(node, cancellationToken))
                         {
                             case IInvocationOperation invocation when node is InvocationExpressionSyntax call:
-                                if (!ReadPipelineInvocation(type, layers, stages, invocation, call, model, interceptions, cancellationToken))
-                                    ReadInvocation(type, layers, stages, invocation, call, model, interceptions, constructed, diagnostics, cancellationToken);
+                                if (facts.Sites.TryGetValue(call, out var site) && (site.StartsWith("View:") || site.StartsWith("Reshape:")))
+                                {
+                                    if (Intercept(InterceptionKind.ShardedView, new LayerSpec("forward", LayerPlacement.Default), invocation.TargetMethod, call, model, cancellationToken) is { } view)
+                                        interceptions.Add(view with { Target = site });
+                                }
+                                else if (!ReadPipelineInvocation(type, layers, stages, invocation, call, model, interceptions, cancellationToken))
+                                    ReadInvocation(type, layers, stages, facts, invocation, call, model, interceptions, constructed, diagnostics, cancellationToken);
                                 break;
                             case IMethodReferenceOperation reference2 when PartitionedField(type, layers, reference2.Instance) is { } field:
                                 diagnostics.Add(Diagnostic(DiagnosticDescriptors.BypassedPartitionId, node.GetLocation(),
@@ -125,7 +133,7 @@ namespace ModelParallel.Generators
                 return layers;
             }
 
-            private static void ReadInvocation(INamedTypeSymbol type, Dictionary<string, LayerSpec> layers, Stages stages, IInvocationOperation invocation,
+            private static void ReadInvocation(INamedTypeSymbol type, Dictionary<string, LayerSpec> layers, Stages stages, PlacementFacts facts, IInvocationOperation invocation,
                 InvocationExpressionSyntax call, SemanticModel model, List<InterceptionSpec> interceptions, HashSet<string> constructed,
                 List<DiagnosticInfo> diagnostics, CancellationToken cancellationToken)
             {
@@ -136,7 +144,7 @@ namespace ModelParallel.Generators
                 {
                     if (Intercept(InterceptionKind.Factory, built, method, call, model, cancellationToken) is { } factory)
                     {
-                        interceptions.Add(factory with { Role = stages.RoleOf(built.Field) });
+                        interceptions.Add(factory with { Role = stages.RoleOf(built.Field), Chunks = built.Chunks });
                         constructed.Add(built.Field);
                     }
                     return;
@@ -146,7 +154,7 @@ namespace ModelParallel.Generators
                 if (method.Name == "forward" && method.Parameters.Length == 1 && method.ContainingType.ToDisplayString() == LinearType)
                 {
                     if (Intercept(InterceptionKind.Forward, layer, method, call, model, cancellationToken) is { } forward)
-                        interceptions.Add(forward with { Role = stages.RoleOf(layer.Field) });
+                        interceptions.Add(forward with { Role = stages.RoleOf(layer.Field), Target = facts.Sites.TryGetValue(call, out var variant) ? variant : null });
                 }
                 else if (method.Name == "call" && IsPartitioned(layer))
                 {

@@ -32,7 +32,7 @@ namespace ModelParallel.Generators.Model
     }
 
     /// <summary>A Linear field of the module and its placement.</summary>
-    internal sealed record LayerSpec(string Field, LayerPlacement Placement);
+    internal sealed record LayerSpec(string Field, LayerPlacement Placement, int Chunks = 1);
 
     /// <summary>What an interceptor replaces.</summary>
     internal enum InterceptionKind
@@ -49,6 +49,8 @@ namespace ModelParallel.Generators.Model
         StageBlocks,
         /// <summary>A <c>block.forward(x)</c> call in the loop over the [PipelineStages] list.</summary>
         BlockForward,
+        /// <summary>A <c>view</c> / <c>reshape</c> of a value sharded over tp: the shard's dimension is divided by tp.</summary>
+        ShardedView,
     }
 
     /// <summary>One call site the generator intercepts.</summary>
@@ -63,7 +65,8 @@ namespace ModelParallel.Generators.Model
         string? ReceiverType,
         EquatableArray<ParameterSpec> Parameters,
         string? Role = null,
-        string? Target = null);
+        string? Target = null,
+        int Chunks = 1);
 
     /// <summary>A parameter of the intercepted method, as the interceptor must declare it.</summary>
     internal sealed record ParameterSpec(string Type, string Name);

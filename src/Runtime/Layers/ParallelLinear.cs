@@ -14,12 +14,19 @@ namespace ModelParallel.Layers
     public static class ParallelLinear
     {
         /// <summary>Weight [out/tp, in] and bias [out/tp]: Shard(0) over tp.</summary>
+        /// <remarks>
+        /// With <paramref name="chunks"/> &gt; 1 (a fused projection whose output forward splits into that many
+        /// parts, such as q, k and v) each rank holds its slice of every part, so the local output splits the same way.
+        /// </remarks>
         public static Linear CreateColumnParallel(string layer, long inputSize, long outputSize, bool hasBias,
-            torch.Device? device, torch.ScalarType? dtype)
+            torch.Device? device, torch.ScalarType? dtype, int chunks = 1)
         {
             var context = RankContext.Current;
             if (context is null) return torch.nn.Linear(inputSize, outputSize, hasBias, device, dtype);
             int rank = context.Coordinates.Tp;
+            if (chunks > 1 && outputSize % (chunks * context.Mesh.Tp) != 0)
+                throw new ArgumentException(
+                    $"Layer '{layer}' (ColumnParallel, output split into {chunks} parts in forward): out_features = {outputSize} is not divisible by {chunks} parts x tp = {context.Mesh.Tp} ({context.Mesh}).");
             long local = Divide(layer, "ColumnParallel", "out_features", outputSize, context.Mesh);
             return Build(context, inputSize, local, inputSize, hasBias, weightShard: rank, biasShard: rank, device, dtype);
         }
@@ -71,6 +78,28 @@ namespace ModelParallel.Layers
             var partial = torch.nn.functional.linear(input, context.Tapped(self.weight)!, null);
             var reduced = TensorParallel.ReduceFromTensorParallel(partial, context.TensorParallel);
             return self.bias is null ? reduced : reduced + context.Tapped(self.bias)!;
+        }
+
+        /// <summary>
+        /// A ColumnParallel layer whose input arrives sharded on its last dimension (after another ColumnParallel
+        /// layer): all-gather it first (backward: keep this rank's slice of the gradient), then <see cref="ColumnForward"/>.
+        /// </summary>
+        public static torch.Tensor ColumnForwardGathered(string layer, Linear self, torch.Tensor input)
+        {
+            var context = RankContext.Current;
+            if (context is null || context.Mesh.Tp == 1) return ColumnForward(layer, self, input);
+            return ColumnForward(layer, self, TensorParallel.GatherFromTensorParallel(input, context.TensorParallel, -1));
+        }
+
+        /// <summary>
+        /// A RowParallel layer whose input is replicated: take this rank's slice of the last dimension (free; backward
+        /// all-gathers the gradient), then <see cref="RowForward"/>.
+        /// </summary>
+        public static torch.Tensor RowForwardSliced(string layer, Linear self, torch.Tensor input)
+        {
+            var context = RankContext.Current;
+            if (context is null || context.Mesh.Tp == 1) return RowForward(layer, self, input);
+            return RowForward(layer, self, TensorParallel.ScatterToTensorParallel(input, context.TensorParallel, -1));
         }
 
         /// <summary>A replicated layer: the plain forward, with its gradients tapped for data parallelism when dp &gt; 1.</summary>

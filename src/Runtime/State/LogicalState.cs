@@ -81,7 +81,7 @@ namespace ModelParallel
                 if (local is null || local.device.type == DeviceType.META) continue; // held by another pipeline stage
                 var tensor = local.detach();
                 if (context is not null && context.Mesh.Tp > 1 && placements.TryGetValue(name, out var p) && p.Placement.Kind == PlacementKind.Shard)
-                    result[name] = context.TensorParallel.AllGather(tensor.contiguous(), p.Placement.Dim);
+                    result[name] = Unstride(context.TensorParallel.AllGather(tensor.contiguous(), p.Placement.Dim), p.Placement, context.Mesh.Tp);
                 else
                     result[name] = tensor.clone();
             }
@@ -97,8 +97,23 @@ namespace ModelParallel
             if (dim >= logical.dim() || logical.shape[dim] % tp != 0)
                 throw new ArgumentException(
                     $"Parameter '{name}': logical shape [{string.Join(", ", logical.shape)}] cannot be split on dimension {dim} over tp = {tp} ({context.Mesh}).");
-            long part = logical.shape[dim] / tp;
-            return logical.narrow(dim, context.Coordinates.Tp * part, part);
+            int chunks = p.Placement.Chunks;
+            if (logical.shape[dim] % (tp * chunks) != 0)
+                throw new ArgumentException(
+                    $"Parameter '{name}': logical shape [{string.Join(", ", logical.shape)}] cannot be split into {chunks} blocks of tp = {tp} slices on dimension {dim} ({context.Mesh}).");
+            // Rank r holds its slice of every block, back to back (one block: a plain shard).
+            long part = logical.shape[dim] / (tp * chunks);
+            var slices = logical.chunk(chunks, dim).Select(block => block.narrow(dim, context.Coordinates.Tp * part, part)).ToArray();
+            return chunks == 1 ? slices[0] : torch.cat(slices, dim);
+        }
+
+        /// <summary>The all-gathered ranks' shards [r0 blocks | r1 blocks | ...] put back in logical order [block 0 of every rank | block 1 ...].</summary>
+        private static torch.Tensor Unstride(torch.Tensor gathered, Placement placement, int tp)
+        {
+            int chunks = placement.Chunks, dim = placement.Dim;
+            if (chunks == 1) return gathered;
+            var pieces = gathered.chunk(tp * chunks, dim); // rank r, block c at r * chunks + c
+            return torch.cat(Enumerable.Range(0, chunks).SelectMany(c => Enumerable.Range(0, tp).Select(r => pieces[r * chunks + c])).ToArray(), dim);
         }
 
         private static string PlacementText(string name, IReadOnlyDictionary<string, ParameterPlacement> placements) =>

@@ -1,0 +1,438 @@
+using System.Collections.Generic;
+using System.Linq;
+using System.Threading;
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CSharp.Syntax;
+using Microsoft.CodeAnalysis.Operations;
+using ModelParallel.Generators.Model;
+
+namespace ModelParallel.Generators
+{
+    public sealed partial class ParallelModuleGenerator
+    {
+        internal static partial class Parser
+        {
+            private const string TensorType = "TorchSharp.torch.Tensor";
+
+            /// <summary>The placement of a tensor value over tp: R, S(dim) with dim counted from the end, or P.</summary>
+            private readonly struct Value
+            {
+                public Value(char kind, int dim = 0, int? rank = null, string? origin = null, bool array = false)
+                {
+                    Kind = kind;
+                    Dim = dim;
+                    Rank = rank;
+                    Origin = origin;
+                    IsArray = array;
+                }
+
+                /// <summary>'-' not a tensor, 'R', 'S' or 'P'.</summary>
+                public char Kind { get; }
+
+                /// <summary>The sharded dimension, negative (from the end), for 'S'.</summary>
+                public int Dim { get; }
+
+                /// <summary>The number of dimensions, when known.</summary>
+                public int? Rank { get; }
+
+                /// <summary>The ColumnParallel field whose output this is, unchanged (a fused projection's chunks need it).</summary>
+                public string? Origin { get; }
+
+                /// <summary>An array of tensors, each with this placement (the result of chunk or split).</summary>
+                public bool IsArray { get; }
+
+                public bool IsSharded => Kind == 'S';
+
+                public static Value None => new('-');
+
+                public static Value Replicated(int? rank = null) => new('R', 0, rank);
+
+                public Value With(int? rank) => new(Kind, Dim, rank, null, IsArray);
+
+                public override string ToString() => Kind switch { 'S' => $"S({Dim})", 'P' => "P", 'R' => "R", _ => "not a tensor" };
+            }
+
+            /// <summary>What the placement walk found: call sites that need a variant, chunked ColumnParallel layers.</summary>
+            private sealed class PlacementFacts
+            {
+                public readonly Dictionary<SyntaxNode, string> Sites = new();
+                public readonly Dictionary<string, int> Chunks = new();
+            }
+
+            /// <summary>
+            /// Follows the tp placement of every tensor value through forward (locals, expressions, conditionals, loops)
+            /// and reports what cannot be partitioned. Returns the call sites the emitter must treat specially.
+            /// </summary>
+            private static PlacementFacts AnalyzePlacements(INamedTypeSymbol type, Dictionary<string, LayerSpec> layers, Compilation compilation,
+                List<DiagnosticInfo> diagnostics, CancellationToken cancellationToken)
+            {
+                var facts = new PlacementFacts();
+                var forward = type.GetMembers("forward").OfType<IMethodSymbol>().FirstOrDefault(m => m.Parameters.Length == 1 && !m.IsStatic);
+                if (forward?.DeclaringSyntaxReferences.FirstOrDefault()?.GetSyntax(cancellationToken) is not MethodDeclarationSyntax declaration) return facts;
+                var model = compilation.GetSemanticModel(declaration.SyntaxTree);
+                if (model.GetOperation(declaration, cancellationToken) is not IMethodBodyOperation body || (body.BlockBody ?? body.ExpressionBody) is not { } block)
+                    return facts;
+                new PlacementWalk(type, layers, facts, diagnostics, cancellationToken).Statement(block);
+                return facts;
+            }
+
+            private sealed class PlacementWalk(INamedTypeSymbol type, Dictionary<string, LayerSpec> layers, PlacementFacts facts,
+                List<DiagnosticInfo> diagnostics, CancellationToken cancellationToken)
+            {
+                private Dictionary<ISymbol, Value> values = new(SymbolEqualityComparer.Default);
+
+                public void Statement(IOperation? operation)
+                {
+                    cancellationToken.ThrowIfCancellationRequested();
+                    switch (operation)
+                    {
+                        case null:
+                            return;
+                        case IBlockOperation block:
+                            foreach (var s in block.Operations) Statement(s);
+                            return;
+                        case IVariableDeclarationGroupOperation group:
+                            foreach (var declarator in group.Declarations.SelectMany(d => d.Declarators))
+                            {
+                                var initializer = declarator.Initializer?.Value ?? declarator.GetVariableInitializer()?.Value;
+                                if (initializer is not null) values[declarator.Symbol] = Eval(initializer);
+                            }
+                            return;
+                        case IReturnOperation ret:
+                            Eval(ret.ReturnedValue);
+                            return;
+                        case IConditionalOperation conditional:
+                            Eval(conditional.Condition);
+                            var before = new Dictionary<ISymbol, Value>(values, SymbolEqualityComparer.Default);
+                            Statement(conditional.WhenTrue);
+                            var whenTrue = values;
+                            values = new Dictionary<ISymbol, Value>(before, SymbolEqualityComparer.Default);
+                            Statement(conditional.WhenFalse);
+                            foreach (var pair in whenTrue)
+                            {
+                                var (symbol, value) = (pair.Key, pair.Value);
+                                if (values.TryGetValue(symbol, out var other) && other.ToString() != value.ToString())
+                                    Report(DiagnosticDescriptors.UnsupportedShardedOperationId, conditional.Syntax,
+                                        $"'{symbol.Name}' is {value} after one branch and {other} after the other; its placement must not depend on the branch taken");
+                                else values[symbol] = value;
+                            }
+                            return;
+                        case ILoopOperation loop:
+                            if (loop is IForEachLoopOperation each) Eval(each.Collection);
+                            Statement(loop.Body);
+                            return;
+                        case IExpressionStatementOperation expression:
+                            Eval(expression.Operation);
+                            return;
+                        default:
+                            foreach (var child in operation.ChildOperations) Statement(child);
+                            return;
+                    }
+                }
+
+                private Value Eval(IOperation? operation)
+                {
+                    switch (operation)
+                    {
+                        case null:
+                            return Value.None;
+                        case IConversionOperation conversion:
+                            return Eval(conversion.Operand);
+                        case ILocalReferenceOperation local:
+                            return values.TryGetValue(local.Local, out var l) ? l : Default(local.Type);
+                        case IParameterReferenceOperation parameter:
+                            return values.TryGetValue(parameter.Parameter, out var p) ? p : Default(parameter.Type);
+                        case ISimpleAssignmentOperation assignment:
+                        {
+                            var value = Eval(assignment.Value);
+                            if (Symbol(assignment.Target) is { } target) values[target] = value;
+                            return value;
+                        }
+                        case ICompoundAssignmentOperation compound:
+                        {
+                            var value = Binary(compound, compound.OperatorKind, Eval(compound.Target), Eval(compound.Value));
+                            if (Symbol(compound.Target) is { } target) values[target] = value;
+                            return value;
+                        }
+                        case IBinaryOperation binary:
+                            return Binary(binary, binary.OperatorKind, Eval(binary.LeftOperand), Eval(binary.RightOperand));
+                        case IUnaryOperation unary:
+                            return Eval(unary.Operand);
+                        case IArrayElementReferenceOperation element:
+                        {
+                            var array = Eval(element.ArrayReference);
+                            return array.IsArray ? new Value(array.Kind, array.Dim, array.Rank) : Default(element.Type);
+                        }
+                        case IInvocationOperation invocation:
+                            return Invocation(invocation);
+                        default:
+                            var children = operation.ChildOperations.Select(Eval).ToList();
+                            if (children.Any(c => c.Kind is 'S' or 'P') && IsTensor(operation.Type))
+                                return Unsupported(operation, children.First(c => c.Kind is 'S' or 'P'), "this operation has no placement rule");
+                            return Default(operation.Type);
+                    }
+                }
+
+                private Value Invocation(IInvocationOperation invocation)
+                {
+                    var method = invocation.TargetMethod;
+                    var name = method.Name;
+                    var arguments = invocation.Arguments.Select(a => Eval(a.Value)).ToList();
+                    var instance = invocation.Instance is null ? Value.None : Eval(invocation.Instance);
+                    var input = arguments.FirstOrDefault();
+
+                    // A layer or sub-module call: this.field.forward(x), or block.forward(x) in a loop.
+                    if (name == "forward" && arguments.Count == 1 && Strip(invocation.Instance) is { } receiver && !IsTensor(receiver.Type))
+                    {
+                        if (receiver is IFieldReferenceOperation field && SymbolEqualityComparer.Default.Equals(field.Field.ContainingType, type)
+                            && layers.TryGetValue(field.Field.Name, out var layer))
+                            return LinearForward(invocation, layer, input);
+                        return ModuleForward(invocation, receiver.Type!, input);
+                    }
+
+                    if (method.ContainingType.ToDisplayString() == TensorType && !method.IsStatic)
+                        return TensorMethod(invocation, name, instance, arguments);
+
+                    var container = method.ContainingType.ToDisplayString();
+                    if (container is "TorchSharp.torch.nn.functional" or "TorchSharp.torch" or "TorchSharp.torch.special")
+                        return TorchFunction(invocation, name, arguments);
+
+                    var placed = arguments.Concat(new[] { instance }).Where(a => a.Kind is 'S' or 'P').ToList();
+                    if (placed.Count > 0 && IsTensor(method.ReturnType))
+                        return Unsupported(invocation, placed[0], $"'{name}' has no placement rule");
+                    return Default(method.ReturnType);
+                }
+
+                private Value LinearForward(IInvocationOperation call, LayerSpec layer, Value input)
+                {
+                    switch (layer.Placement)
+                    {
+                        case LayerPlacement.Column:
+                            if (input.IsSharded && input.Dim == -1)
+                            {
+                                facts.Sites[call.Syntax] = "gather";
+                                Report(DiagnosticDescriptors.ColumnAfterColumnId, call.Syntax, layer.Field, input.Origin ?? "an earlier layer");
+                            }
+                            else if (input.Kind != 'R') return Unsupported(call, input, $"ColumnParallel '{layer.Field}' needs its whole input (R)");
+                            return new Value('S', -1, input.Rank, layer.Field);
+                        case LayerPlacement.Row:
+                            if (input.Kind == 'R')
+                            {
+                                facts.Sites[call.Syntax] = "slice";
+                                Report(DiagnosticDescriptors.ReshardInsertedId, call.Syntax, Text(call), "a local slice (R -> S(-1))",
+                                    $"the replicated input of RowParallel '{layer.Field}'", "free: no communication forward; an all-gather of the input gradient backward");
+                            }
+                            else if (!(input.IsSharded && input.Dim == -1)) return Unsupported(call, input, $"RowParallel '{layer.Field}' needs its input sharded on the last dimension (S(-1))");
+                            return Value.Replicated(input.Rank);
+                        default:
+                            if (input.Kind != 'R') return Unsupported(call, input, $"replicated layer '{layer.Field}' needs its whole input (R)");
+                            return Value.Replicated(input.Rank);
+                    }
+                }
+
+                private Value ModuleForward(IInvocationOperation call, ITypeSymbol module, Value input)
+                {
+                    var typeName = module.Name;
+                    if (input.Kind == 'R' || input.Kind == '-') return IsTensor(call.Type) ? Value.Replicated(input.Rank) : Value.None;
+                    if (typeName.Contains("Norm"))
+                    {
+                        if (input.IsSharded && input.Dim == -1)
+                        {
+                            Report(DiagnosticDescriptors.ShardedReductionId, call.Syntax, Text(call), "normalizes", "-1", input.ToString());
+                            return Value.Replicated(input.Rank);
+                        }
+                        return input;
+                    }
+                    if (typeName is "Dropout" or "GELU" or "ReLU" or "SiLU" or "Tanh" or "Sigmoid" or "Identity") return input;
+                    return Unsupported(call, input, $"'{typeName}' modules take whole (R) inputs here");
+                }
+
+                private Value TensorMethod(IInvocationOperation call, string name, Value self, List<Value> arguments)
+                {
+                    switch (name)
+                    {
+                        case "view" or "reshape":
+                        {
+                            var shape = ParamsCount(call);
+                            if (self.Kind != 'S') return Value.Replicated(shape);
+                            if (shape is not { } rank)
+                                return Unsupported(call, self, $"'{name}' of a sharded value needs its sizes written out, so the generator can tell which one carries the shard");
+                            // With the rank known, the shard follows the major factor of its group; a value straight from the
+                            // module's input has no known rank, and a view of it splits its last dimension into (heads, head size).
+                            int dim = self.Rank is { } before ? ShiftFromEnd(self.Dim, before, rank) : self.Dim == -1 ? -2 : self.Dim;
+                            facts.Sites[call.Syntax] = (name == "view" ? "View:" : "Reshape:") + dim;
+                            return new Value('S', dim, rank);
+                        }
+                        case "transpose" or "swapaxes" or "swapdims":
+                        {
+                            if (self.Kind != 'S') return self.With(self.Rank);
+                            var a = Constant(call, 0);
+                            var b = Constant(call, 1);
+                            if (a is null || b is null) return Unsupported(call, self, "its dimensions must be constants to follow the shard");
+                            int? rank = self.Rank;
+                            int na = Normalize(a.Value, rank), nb = Normalize(b.Value, rank);
+                            if (na >= 0 || nb >= 0) return Unsupported(call, self, "the value's number of dimensions is not known here; use negative dimensions");
+                            int d = self.Dim == na ? nb : self.Dim == nb ? na : self.Dim;
+                            return new Value('S', d, rank);
+                        }
+                        case "contiguous" or "clone" or "detach" or "to" or "type_as" or "alias" or "requires_grad_" or "float" or "half" or "bfloat16"
+                            or "gelu" or "relu" or "silu" or "tanh" or "sigmoid" or "neg" or "exp" or "sqrt" or "rsqrt" or "abs":
+                            return self.With(self.Rank);
+                        case "softmax" or "log_softmax" or "sum" or "mean" or "max" or "min" or "amax" or "amin" or "var" or "std" or "norm" or "logsumexp":
+                        {
+                            if (self.Kind != 'S') return self.Kind == '-' ? Value.None : Value.Replicated();
+                            var dim = Constant(call, 0);
+                            int? n = dim is null ? null : Normalize(dim.Value, self.Rank);
+                            if (dim is null || n == self.Dim)
+                            {
+                                Report(DiagnosticDescriptors.ShardedReductionId, call.Syntax, Text(call), name is "softmax" or "log_softmax" ? "takes a softmax" : "reduces",
+                                    dim is null ? "(all)" : dim.Value.ToString(), self.ToString());
+                                return Value.Replicated();
+                            }
+                            return self.With(self.Rank);
+                        }
+                        case "chunk" or "split":
+                        {
+                            if (self.Kind != 'S') return new Value(self.Kind, 0, self.Rank, null, array: true);
+                            var dim = Constant(call, 1) ?? -1;
+                            if (Normalize(dim, self.Rank) == self.Dim)
+                            {
+                                if (self.Origin is null || name != "chunk" || Constant(call, 0) is not { } parts || parts < 2)
+                                    return Unsupported(call, self, "only chunk(n, dim) of a ColumnParallel layer's own output can split the sharded dimension (the layer then holds its slice of each part)");
+                                facts.Chunks[self.Origin] = parts;
+                            }
+                            return new Value('S', self.Dim, self.Rank, null, array: true);
+                        }
+                        case "matmul" or "bmm":
+                            return MatMul(call, self, arguments.FirstOrDefault());
+                        case "add" or "sub" or "mul" or "div":
+                            return Binary(call, name switch { "add" => BinaryOperatorKind.Add, "sub" => BinaryOperatorKind.Subtract, "mul" => BinaryOperatorKind.Multiply, _ => BinaryOperatorKind.Divide },
+                                self, arguments.FirstOrDefault());
+                        default:
+                            if (self.Kind is 'S' or 'P' || arguments.Any(a => a.Kind is 'S' or 'P'))
+                                return Unsupported(call, self.Kind is 'S' or 'P' ? self : arguments.First(a => a.Kind is 'S' or 'P'), $"Tensor.{name} has no placement rule");
+                            return Default(call.Type);
+                    }
+                }
+
+                private Value TorchFunction(IInvocationOperation call, string name, List<Value> arguments)
+                {
+                    var first = arguments.FirstOrDefault();
+                    switch (name)
+                    {
+                        case "gelu" or "relu" or "silu" or "tanh" or "sigmoid" or "dropout" or "elu" or "leaky_relu" or "mish" or "softplus":
+                            return first.With(first.Rank);
+                        case "softmax" or "log_softmax":
+                        {
+                            if (first.Kind != 'S') return first.With(first.Rank);
+                            var dim = Constant(call, 1);
+                            if (dim is null || Normalize(dim.Value, first.Rank) == first.Dim)
+                            {
+                                Report(DiagnosticDescriptors.ShardedReductionId, call.Syntax, Text(call), "takes a softmax", dim?.ToString() ?? "(unknown)", first.ToString());
+                                return Value.Replicated(first.Rank);
+                            }
+                            return first.With(first.Rank);
+                        }
+                        case "layer_norm" or "rms_norm":
+                            if (first.IsSharded && first.Dim == -1)
+                            {
+                                Report(DiagnosticDescriptors.ShardedReductionId, call.Syntax, Text(call), "normalizes", "-1", first.ToString());
+                                return Value.Replicated(first.Rank);
+                            }
+                            return first.With(first.Rank);
+                        case "scaled_dot_product_attention":
+                        {
+                            var (q, k, v) = (first, arguments.ElementAtOrDefault(1), arguments.ElementAtOrDefault(2));
+                            if (q.Kind != 'S' && k.Kind != 'S' && v.Kind != 'S') return Value.Replicated(q.Rank);
+                            if (q.ToString() != k.ToString() || q.ToString() != v.ToString())
+                                return Unsupported(call, q.Kind == 'S' ? q : k.Kind == 'S' ? k : v, $"q, k and v must be sharded alike (here {q}, {k}, {v})");
+                            if (q.Dim >= -2)
+                            {
+                                Report(DiagnosticDescriptors.ShardedReductionId, call.Syntax, Text(call), "attends", q.Dim.ToString(), q.ToString());
+                                return Value.Replicated(q.Rank);
+                            }
+                            return q.With(q.Rank);
+                        }
+                        case "matmul" or "bmm":
+                            return MatMul(call, first, arguments.ElementAtOrDefault(1));
+                        default:
+                            if (arguments.FirstOrDefault(a => a.Kind is 'S' or 'P') is { Kind: 'S' or 'P' } sharded)
+                                return Unsupported(call, sharded, $"'{name}' has no placement rule");
+                            return Default(call.Type);
+                    }
+                }
+
+                private Value MatMul(IOperation call, Value a, Value b)
+                {
+                    if (a.Kind != 'S' && b.Kind != 'S') return Value.Replicated(a.Rank ?? b.Rank);
+                    if (a.ToString() == b.ToString() && a.Dim <= -3) return a.With(a.Rank ?? b.Rank);
+                    return Unsupported(call, a.Kind == 'S' ? a : b, $"matmul of {a} and {b}: both operands must be sharded on the same batch dimension (heads), not on the two multiplied ones");
+                }
+
+                private Value Binary(IOperation operation, BinaryOperatorKind kind, Value a, Value b)
+                {
+                    if (!IsTensor(operation.Type)) return Value.None;
+                    if (a.Kind == '-') return b.With(b.Rank);
+                    if (b.Kind == '-') return a.With(a.Rank);
+                    if (a.Kind == 'R' && b.Kind == 'R') return Value.Replicated(a.Rank ?? b.Rank);
+                    if (a.Kind == 'S' && b.Kind == 'S' && a.Dim == b.Dim) return new Value('S', a.Dim, a.Rank ?? b.Rank);
+                    return Unsupported(operation, a.Kind == 'S' ? a : b,
+                        $"{kind} of a value placed {a} and one placed {b}; operators cannot be intercepted, so no resharding can be inserted here");
+                }
+
+                private Value Unsupported(IOperation operation, Value value, string why)
+                {
+                    Report(DiagnosticDescriptors.UnsupportedShardedOperationId, operation.Syntax, Text(operation), $"on a value placed {value}: {why}");
+                    return Value.Replicated(value.Rank);
+                }
+
+                private void Report(string id, SyntaxNode at, params string[] arguments) => diagnostics.Add(Diagnostic(id, at.GetLocation(), arguments));
+
+                private static string Text(IOperation operation) => Trim(operation.Syntax.ToString());
+
+                private static string Trim(string text) => text.Length > 60 ? text.Substring(0, 57) + "..." : text;
+
+                private static ISymbol? Symbol(IOperation target) => target switch
+                {
+                    ILocalReferenceOperation local => local.Local,
+                    IParameterReferenceOperation parameter => parameter.Parameter,
+                    _ => null,
+                };
+
+                private static IOperation? Strip(IOperation? operation)
+                {
+                    while (operation is IConversionOperation conversion) operation = conversion.Operand;
+                    return operation;
+                }
+
+                private static bool IsTensor(ITypeSymbol? type) =>
+                    type?.ToDisplayString() is TensorType or TensorType + "?" or TensorType + "[]";
+
+                private static Value Default(ITypeSymbol? type) =>
+                    type?.ToDisplayString() is TensorType + "[]" ? new Value('R', array: true) : IsTensor(type) ? Value.Replicated() : Value.None;
+
+                /// <summary>The number of sizes a params-array call such as view(b, t, h, d) passes, when written out.</summary>
+                private static int? ParamsCount(IInvocationOperation call)
+                {
+                    var argument = call.Arguments.FirstOrDefault();
+                    if (argument is { ArgumentKind: ArgumentKind.ParamArray, Value: IArrayCreationOperation { Initializer: { } initializer } })
+                        return initializer.ElementValues.Length;
+                    return null;
+                }
+
+                /// <summary>The constant integer value of the call's argument at <paramref name="index"/>, if it is one.</summary>
+                private static int? Constant(IInvocationOperation call, int index)
+                {
+                    var constant = call.Arguments.FirstOrDefault(a => a.Parameter?.Ordinal == index)?.Value.ConstantValue;
+                    return constant is { HasValue: true, Value: not null } && long.TryParse(constant.Value.Value!.ToString(), out var v) ? (int)v : null;
+                }
+
+                private static int Normalize(int dim, int? rank) => dim < 0 || rank is null ? dim : dim - rank.Value;
+
+                /// <summary>A shard at <paramref name="dim"/> (from the end) of a rank-<paramref name="before"/> value, after a view to rank <paramref name="after"/>: the major factor of its group.</summary>
+                private static int ShiftFromEnd(int dim, int before, int after) =>
+                    after > before ? dim - (after - before) : after < before ? dim + (before - after) : dim;
+            }
+        }
+    }
+}
