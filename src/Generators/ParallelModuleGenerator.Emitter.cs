@@ -19,6 +19,7 @@ namespace ModelParallel.Generators
                 try
                 {
                     output.AddSource(HintName(module), Write(module));
+                    output.AddSource(Report.HintName(module), Report.Source(module));
                 }
                 catch (Exception e) when (e is not OperationCanceledException)
                 {

@@ -57,6 +57,7 @@ namespace ModelParallel.Generators
             {
                 public readonly Dictionary<SyntaxNode, string> Sites = new();
                 public readonly Dictionary<string, int> Chunks = new();
+                public readonly List<ValueSpec> Values = new();
             }
 
             /// <summary>
@@ -95,11 +96,12 @@ namespace ModelParallel.Generators
                             foreach (var declarator in group.Declarations.SelectMany(d => d.Declarators))
                             {
                                 var initializer = declarator.Initializer?.Value ?? declarator.GetVariableInitializer()?.Value;
-                                if (initializer is not null) values[declarator.Symbol] = Eval(initializer);
+                                if (initializer is not null) Record(declarator.Symbol, Eval(initializer));
                             }
                             return;
                         case IReturnOperation ret:
-                            Eval(ret.ReturnedValue);
+                            var returned = Eval(ret.ReturnedValue);
+                            if (returned.Kind != '-') facts.Values.Add(new ValueSpec("(returned)", returned.ToString()));
                             return;
                         case IConditionalOperation conditional:
                             Eval(conditional.Condition);
@@ -145,7 +147,7 @@ namespace ModelParallel.Generators
                         case ISimpleAssignmentOperation assignment:
                         {
                             var value = Eval(assignment.Value);
-                            if (Symbol(assignment.Target) is { } target) values[target] = value;
+                            if (Symbol(assignment.Target) is { } target) Record(target, value);
                             return value;
                         }
                         case ICompoundAssignmentOperation compound:
@@ -378,6 +380,12 @@ namespace ModelParallel.Generators
                     if (a.Kind == 'S' && b.Kind == 'S' && a.Dim == b.Dim) return new Value('S', a.Dim, a.Rank ?? b.Rank);
                     return Unsupported(operation, a.Kind == 'S' ? a : b,
                         $"{kind} of a value placed {a} and one placed {b}; operators cannot be intercepted, so no resharding can be inserted here");
+                }
+
+                private void Record(ISymbol symbol, Value value)
+                {
+                    values[symbol] = value;
+                    if (value.Kind != '-') facts.Values.Add(new ValueSpec(symbol.Name, value.IsArray ? $"{value} (each part)" : value.ToString()));
                 }
 
                 private Value Unsupported(IOperation operation, Value value, string why)

@@ -98,7 +98,8 @@ namespace ModelParallel.Generators
                 }
 
                 return new ModuleSpec(Namespace(type), ContainingTypes(type), type.Name, type.ToDisplayString(),
-                    CanEmit: true, layers.Values.ToEquatableArray(), interceptions.ToEquatableArray(), diagnostics.ToEquatableArray(), stages.ToSpec());
+                    CanEmit: true, layers.Values.ToEquatableArray(), interceptions.ToEquatableArray(), diagnostics.ToEquatableArray(), stages.ToSpec(),
+                    facts.Values.ToEquatableArray());
             }
 
             private static Dictionary<string, LayerSpec> ReadLayers(INamedTypeSymbol type, List<DiagnosticInfo> diagnostics)
@@ -142,6 +143,17 @@ namespace ModelParallel.Generators
                     && method.Parameters.Length > 0 && method.Parameters[0].Type.SpecialType == SpecialType.System_Int64
                     && AssignedField(type, layers, invocation) is { } built)
                 {
+                    if (call.ArgumentList.Arguments.Count >= 2)
+                    {
+                        // For the partition report: the sizes as written, and whether a bias is built (hasBias: false as a constant).
+                        var hasBias = invocation.Arguments.FirstOrDefault(a => a.Parameter?.Name == "hasBias")?.Value.ConstantValue;
+                        layers[built.Field] = built = built with
+                        {
+                            In = call.ArgumentList.Arguments[0].Expression.ToString(),
+                            Out = call.ArgumentList.Arguments[1].Expression.ToString(),
+                            HasBias = !(hasBias is { HasValue: true, Value: false }),
+                        };
+                    }
                     if (Intercept(InterceptionKind.Factory, built, method, call, model, cancellationToken) is { } factory)
                     {
                         interceptions.Add(factory with { Role = stages.RoleOf(built.Field), Chunks = built.Chunks });

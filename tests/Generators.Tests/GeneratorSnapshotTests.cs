@@ -13,7 +13,7 @@ namespace ModelParallel.Generators.Tests
             var (result, compilation) = GeneratorHarness.Run(("Block.cs", Samples.Block));
             Assert.Null(result.Exception);
             Assert.Empty(result.Diagnostics);
-            var source = Assert.Single(result.GeneratedSources);
+            var source = Assert.Single(result.GeneratedSources, s => s.HintName.EndsWith(".Partition.g.cs"));
             Assert.Equal("Sample.Block.Partition.g.cs", source.HintName);
             Snapshot.Match("Block.Partition", source.SourceText.ToString());
         }
@@ -23,7 +23,7 @@ namespace ModelParallel.Generators.Tests
         {
             var (result, compilation) = GeneratorHarness.Run(("Block.cs", Samples.Block));
             Assert.Empty(compilation.Where(d => d.Severity >= DiagnosticSeverity.Warning));
-            var text = result.GeneratedSources.Single().SourceText.ToString();
+            var text = result.GeneratedSources.Single(s => s.HintName.EndsWith(".Partition.g.cs")).SourceText.ToString();
             // Four factories (norm's too, so a block held by another pipeline rank builds it on the meta device)
             // and three forwards (the replicated gate's too, for dp gradient taps).
             Assert.Equal(7, text.Split("[global::System.Runtime.CompilerServices.InterceptsLocation(").Length - 1);
@@ -54,6 +54,29 @@ namespace ModelParallel.Generators.Tests
         }
 
         [Fact]
+        public void TheTransformerBlockExampleIsPartitionedAndReportedAsApproved()
+        {
+            using var stream = typeof(GeneratorSnapshotTests).Assembly.GetManifestResourceStream("TransformerBlock.cs")!;
+            var source = new System.IO.StreamReader(stream).ReadToEnd();
+            var (result, compilation) = GeneratorHarness.Run(("TransformerBlock.cs", source));
+            Assert.Null(result.Exception);
+            Assert.Empty(result.Diagnostics);
+            Assert.Empty(compilation.Where(d => d.Severity >= DiagnosticSeverity.Warning));
+            var partition = result.GeneratedSources.Single(s => s.HintName.EndsWith(".TransformerBlock.Partition.g.cs")).SourceText.ToString();
+            var report = result.GeneratedSources.Single(s => s.HintName.EndsWith(".TransformerBlock.PartitionReport.g.cs")).SourceText.ToString();
+            Assert.Contains("CreateColumnParallel(\"ModelParallel.Examples.Transformer.TransformerBlock.qkv\", inputSize, outputSize, hasBias, device, dtype, chunks: 3)", partition);
+            Assert.Equal(4, partition.Split("global::ModelParallel.Layers.ShardedShapes.View(").Length - 1);
+            // Exactly the 4 collectives of a Megatron block: f before each ColumnParallel (backward), g after each RowParallel (forward).
+            var rows = report.Split('\n').Where(l => l.StartsWith("// | ") && l.Contains("all-")).ToList();
+            Assert.Equal(4, rows.Count);
+            Assert.Equal(2, rows.Count(r => r.Contains("| forward |")));
+            Assert.Equal(2, rows.Count(r => r.Contains("| backward |")));
+            Assert.Contains("Total: 4 collectives per step, 2 in forward and 2 in backward.", report);
+            Snapshot.Match("TransformerBlock.Partition", partition);
+            Snapshot.Match("TransformerBlock.PartitionReport", report);
+        }
+
+        [Fact]
         public void NestedAndFieldInitializedModulesAreSupported()
         {
             var source = Samples.Usings + """
@@ -75,7 +98,7 @@ namespace ModelParallel.Generators.Tests
             var (result, compilation) = GeneratorHarness.Run(("Inner.cs", source));
             Assert.Empty(result.Diagnostics);
             Assert.Empty(compilation.Where(d => d.Severity >= DiagnosticSeverity.Warning));
-            var text = result.GeneratedSources.Single().SourceText.ToString();
+            var text = result.GeneratedSources.Single(s => s.HintName.EndsWith(".Partition.g.cs")).SourceText.ToString();
             Assert.Contains("partial class Outer", text);
             Assert.Equal(4, text.Split("InterceptsLocation(1,").Length - 1);
         }

@@ -13,7 +13,11 @@ namespace ModelParallel.Generators.Model
         EquatableArray<LayerSpec> Layers,
         EquatableArray<InterceptionSpec> Interceptions,
         EquatableArray<DiagnosticInfo> Diagnostics,
-        PipelineSpec? Pipeline = null);
+        PipelineSpec? Pipeline = null,
+        EquatableArray<ValueSpec> Values = default);
+
+    /// <summary>The tp placement of a value of forward, for the partition report.</summary>
+    internal sealed record ValueSpec(string Name, string Placement);
 
     /// <summary>The pipeline split of a module with a [PipelineStages] field.</summary>
     internal sealed record PipelineSpec(string StagesField, EquatableArray<int> Split, EquatableArray<string> First, EquatableArray<string> Last);
@@ -32,7 +36,7 @@ namespace ModelParallel.Generators.Model
     }
 
     /// <summary>A Linear field of the module and its placement.</summary>
-    internal sealed record LayerSpec(string Field, LayerPlacement Placement, int Chunks = 1);
+    internal sealed record LayerSpec(string Field, LayerPlacement Placement, int Chunks = 1, string In = "in", string Out = "out", bool HasBias = true);
 
     /// <summary>What an interceptor replaces.</summary>
     internal enum InterceptionKind
