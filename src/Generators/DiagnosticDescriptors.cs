@@ -95,6 +95,14 @@ namespace ModelParallel.Generators
             "The ModelParallel generator failed on '{0}': {1}. No partition was generated; please report this",
             "An internal failure of the generator, reported instead of crashing the build.");
 
+        /// <summary>Every descriptor, for the analyzer.</summary>
+        public static readonly System.Collections.Immutable.ImmutableArray<DiagnosticDescriptor> All = System.Collections.Immutable.ImmutableArray.Create(
+            NotPartial, UnsupportedLayer, ConflictingPlacements, BypassedPartition, LayerNotConstructed, InvalidStagesField, StagesNotBuilt,
+            NotSequential, InvalidStageMarker, ShardedReduction, UnsupportedShardedOperation, ColumnAfterColumn, ReshardInserted, InternalError);
+
+        /// <summary>Whether diagnostics of this ID stop the generator from emitting (errors do; warnings and infos do not).</summary>
+        public static bool IsError(string id) => ById(id).DefaultSeverity == DiagnosticSeverity.Error;
+
         public static DiagnosticDescriptor ById(string id) => id switch
         {
             NotPartialId => NotPartial,

@@ -14,8 +14,11 @@ namespace ModelParallel.Generators
 
             public static void Emit(SourceProductionContext output, ModuleSpec module)
             {
-                foreach (var diagnostic in module.Diagnostics) output.ReportDiagnostic(diagnostic.ToDiagnostic());
-                if (!module.CanEmit || module.Diagnostics.Count > 0) return;
+                // Rule checks are reported by ParallelModuleAnalyzer at their source locations; the generator reports
+                // only its own failures, and emits nothing for a class with errors.
+                foreach (var diagnostic in module.Diagnostics.Where(d => d.Id == DiagnosticDescriptors.InternalErrorId))
+                    output.ReportDiagnostic(diagnostic.ToDiagnostic());
+                if (!module.CanEmit || module.Diagnostics.Any(d => DiagnosticDescriptors.IsError(d.Id))) return;
                 try
                 {
                     output.AddSource(HintName(module), Write(module));

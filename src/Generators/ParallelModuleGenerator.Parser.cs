@@ -28,12 +28,15 @@ namespace ModelParallel.Generators
                 ("ModelParallel.ReplicatedAttribute", "Replicated", LayerPlacement.Replicated),
             };
 
-            public static ModuleSpec Parse(GeneratorAttributeSyntaxContext syntax, CancellationToken cancellationToken)
+            public static ModuleSpec Parse(GeneratorAttributeSyntaxContext syntax, CancellationToken cancellationToken) =>
+                Parse((INamedTypeSymbol)syntax.TargetSymbol, syntax.SemanticModel.Compilation, cancellationToken);
+
+            /// <summary>Reads a [ParallelModule] class; shared by the generator and the analyzer. Never throws.</summary>
+            public static ModuleSpec Parse(INamedTypeSymbol type, Compilation compilation, CancellationToken cancellationToken)
             {
-                var type = (INamedTypeSymbol)syntax.TargetSymbol;
                 try
                 {
-                    return ParseModule(type, syntax.SemanticModel.Compilation, cancellationToken);
+                    return ParseModule(type, compilation, cancellationToken);
                 }
                 catch (Exception e) when (e is not OperationCanceledException)
                 {

@@ -5,6 +5,7 @@ using System.IO;
 using System.Linq;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.CSharp;
+using Microsoft.CodeAnalysis.Diagnostics;
 
 namespace ModelParallel.Generators.Tests
 {
@@ -34,6 +35,17 @@ namespace ModelParallel.Generators.Tests
         public static GeneratorDriver Driver(bool trackSteps = false) =>
             CSharpGeneratorDriver.Create(new[] { new ParallelModuleGenerator().AsSourceGenerator() }, parseOptions: ParseOptions,
                 driverOptions: new GeneratorDriverOptions(IncrementalGeneratorOutputKind.None, trackIncrementalGeneratorSteps: trackSteps));
+
+        /// <summary>The analyzer's diagnostics for the sources (the partition rule checks), ordered by position.</summary>
+        public static ImmutableArray<Diagnostic> Analyze(params (string Path, string Text)[] sources)
+        {
+            var analyzers = ImmutableArray.Create<Microsoft.CodeAnalysis.Diagnostics.DiagnosticAnalyzer>(new ParallelModuleAnalyzer());
+            var withAnalyzers = Compile(sources).WithAnalyzers(analyzers);
+            var all = withAnalyzers.GetAllDiagnosticsAsync().GetAwaiter().GetResult();
+            // AD0001 would mean the analyzer threw: surface it as a diagnostic the tests see.
+            return all.Where(d => d.Id.StartsWith("MP", StringComparison.Ordinal) || d.Id == "AD0001")
+                .OrderBy(d => d.Location.SourceSpan.Start).ToImmutableArray();
+        }
 
         /// <summary>Runs the generator; returns its result and the diagnostics of the compilation with the generated code.</summary>
         public static (GeneratorRunResult Result, ImmutableArray<Diagnostic> Compilation) Run(params (string Path, string Text)[] sources)
