@@ -241,7 +241,7 @@ namespace ModelParallel.Generators
                         if (input.IsSharded && input.Dim == -1)
                         {
                             Report(DiagnosticDescriptors.ShardedReductionId, call.Syntax, Text(call), "normalizes", "-1", input.ToString());
-                            return Value.Replicated(input.Rank);
+                            return input.With(input.Rank);
                         }
                         return input;
                     }
@@ -289,7 +289,7 @@ namespace ModelParallel.Generators
                             {
                                 Report(DiagnosticDescriptors.ShardedReductionId, call.Syntax, Text(call), name is "softmax" or "log_softmax" ? "takes a softmax" : "reduces",
                                     dim is null ? "(all)" : dim.Value.ToString(), self.ToString());
-                                return Value.Replicated();
+                                return self.With(self.Rank);
                             }
                             return self.With(self.Rank);
                         }
@@ -331,7 +331,7 @@ namespace ModelParallel.Generators
                             if (dim is null || Normalize(dim.Value, first.Rank) == first.Dim)
                             {
                                 Report(DiagnosticDescriptors.ShardedReductionId, call.Syntax, Text(call), "takes a softmax", dim?.ToString() ?? "(unknown)", first.ToString());
-                                return Value.Replicated(first.Rank);
+                                return first.With(first.Rank);
                             }
                             return first.With(first.Rank);
                         }
@@ -339,7 +339,7 @@ namespace ModelParallel.Generators
                             if (first.IsSharded && first.Dim == -1)
                             {
                                 Report(DiagnosticDescriptors.ShardedReductionId, call.Syntax, Text(call), "normalizes", "-1", first.ToString());
-                                return Value.Replicated(first.Rank);
+                                return first.With(first.Rank);
                             }
                             return first.With(first.Rank);
                         case "scaled_dot_product_attention":
@@ -351,7 +351,7 @@ namespace ModelParallel.Generators
                             if (q.Dim >= -2)
                             {
                                 Report(DiagnosticDescriptors.ShardedReductionId, call.Syntax, Text(call), "attends", q.Dim.ToString(), q.ToString());
-                                return Value.Replicated(q.Rank);
+                                return q.With(q.Rank);
                             }
                             return q.With(q.Rank);
                         }
@@ -388,10 +388,11 @@ namespace ModelParallel.Generators
                     if (value.Kind != '-') facts.Values.Add(new ValueSpec(symbol.Name, value.IsArray ? $"{value} (each part)" : value.ToString()));
                 }
 
+                /// <summary>Reports the operation and carries the offending placement on, so one mistake gives one diagnostic.</summary>
                 private Value Unsupported(IOperation operation, Value value, string why)
                 {
                     Report(DiagnosticDescriptors.UnsupportedShardedOperationId, operation.Syntax, Text(operation), $"on a value placed {value}: {why}");
-                    return Value.Replicated(value.Rank);
+                    return new Value(value.Kind, value.Dim, value.Rank);
                 }
 
                 private void Report(string id, SyntaxNode at, params string[] arguments) => diagnostics.Add(Diagnostic(id, at.GetLocation(), arguments));

@@ -184,6 +184,74 @@ namespace ModelParallel.Generators.Tests
             }
             """, "[FirstStage] on 'up': 'Block' has no [PipelineStages] list");
 
+        [Fact]
+        public void MP0011_SoftmaxOverTheShardedDimension() => Expect("MP0011", """
+            [ParallelModule]
+            public sealed partial class Block : nn.Module<Tensor, Tensor>
+            {
+                [ColumnParallel] private readonly Linear up;
+                [RowParallel] private readonly Linear down;
+                public Block() : base("Block") { up = nn.Linear(4, 8); down = nn.Linear(8, 4); RegisterComponents(); }
+                public override Tensor forward(Tensor x)
+                {
+                    var h = up.forward(x);
+                    return down.forward([|h.softmax(-1)|]);
+                }
+            }
+            """, "'h.softmax(-1)' takes a softmax over dimension -1, which is sharded over tp here (the value is S(-1))");
+
+        [Fact]
+        public void MP0011_LayerNormOfAShardedValue() => Expect("MP0011", """
+            [ParallelModule]
+            public sealed partial class Block : nn.Module<Tensor, Tensor>
+            {
+                [ColumnParallel] private readonly Linear up;
+                [RowParallel] private readonly Linear down;
+                private readonly LayerNorm norm;
+                public Block() : base("Block") { up = nn.Linear(4, 8); down = nn.Linear(8, 4); norm = nn.LayerNorm(8); RegisterComponents(); }
+                public override Tensor forward(Tensor x) => down.forward([|norm.forward(up.forward(x))|]);
+            }
+            """, "normalizes over dimension -1, which is sharded over tp here");
+
+        [Fact]
+        public void MP0014_ShardedPlusReplicated() => Expect("MP0014", """
+            [ParallelModule]
+            public sealed partial class Block : nn.Module<Tensor, Tensor>
+            {
+                [ColumnParallel] private readonly Linear up;
+                [RowParallel] private readonly Linear down;
+                public Block() : base("Block") { up = nn.Linear(4, 4); down = nn.Linear(4, 4); RegisterComponents(); }
+                public override Tensor forward(Tensor x)
+                {
+                    var h = up.forward(x);
+                    return down.forward([|h + x|]);
+                }
+            }
+            """, "'h + x': on a value placed S(-1): Add of a value placed S(-1) and one placed R; operators cannot be intercepted");
+
+        [Fact]
+        public void MP0015_TwoColumnParallelLayersInARow() => Expect("MP0015", """
+            [ParallelModule]
+            public sealed partial class Block : nn.Module<Tensor, Tensor>
+            {
+                [ColumnParallel] private readonly Linear up;
+                [ColumnParallel] private readonly Linear down;
+                public Block() : base("Block") { up = nn.Linear(4, 8); down = nn.Linear(8, 4); RegisterComponents(); }
+                public override Tensor forward(Tensor x) => [|down.forward(up.forward(x))|];
+            }
+            """, "'down' is ColumnParallel but its input comes sharded from ColumnParallel 'up': an all-gather", DiagnosticSeverity.Warning);
+
+        [Fact]
+        public void MP0016_RowParallelOnAReplicatedInputGetsALocalSlice() => Expect("MP0016", """
+            [ParallelModule]
+            public sealed partial class Block : nn.Module<Tensor, Tensor>
+            {
+                [RowParallel] private readonly Linear down;
+                public Block() : base("Block") { down = nn.Linear(8, 4); RegisterComponents(); }
+                public override Tensor forward(Tensor x) => [|down.forward(x)|];
+            }
+            """, "a local slice (R -> S(-1)) inserted for the replicated input of RowParallel 'down'", DiagnosticSeverity.Info);
+
         private static void Expect(string id, string markup, string messagePart, DiagnosticSeverity severity = DiagnosticSeverity.Error)
         {
             int start = markup.IndexOf("[|", System.StringComparison.Ordinal);
