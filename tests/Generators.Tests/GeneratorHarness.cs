@@ -16,7 +16,7 @@ namespace ModelParallel.Generators.Tests
             .WithLanguageVersion(LanguageVersion.Preview)
             .WithFeatures(new[] { new KeyValuePair<string, string>("InterceptorsNamespaces", "ModelParallel.Generated") });
 
-        private static readonly Lazy<ImmutableArray<MetadataReference>> References = new(() =>
+        internal static readonly Lazy<ImmutableArray<MetadataReference>> References = new(() =>
         {
             // The running framework's assemblies, so no reference pack is downloaded at test time.
             var paths = ((string)AppContext.GetData("TRUSTED_PLATFORM_ASSEMBLIES")!).Split(Path.PathSeparator).ToList();
