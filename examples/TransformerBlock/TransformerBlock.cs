@@ -13,7 +13,7 @@ namespace ModelParallel.Examples.Transformer
     /// The q/k/v projection has no bias (as in most current models): a key bias does not change attention, so its
     /// gradient is zero, and optimizers such as Adam would turn rounding noise in it into steps.
     /// </summary>
-    [ParallelModule]
+    [ParallelModule(TensorParallelSizes = new[] { 1, 2, 4, 8 })]
     public sealed partial class TransformerBlock : nn.Module<Tensor, Tensor>
     {
         private readonly LayerNorm attentionNorm;

@@ -15,6 +15,7 @@ namespace ModelParallel.Generators
         public const string StagesNotBuiltId = "MP0007";
         public const string NotSequentialId = "MP0008";
         public const string InvalidStageMarkerId = "MP0009";
+        public const string NotDivisibleId = "MP0010";
         public const string ShardedReductionId = "MP0011";
         public const string UnsupportedShardedOperationId = "MP0014";
         public const string ColumnAfterColumnId = "MP0015";
@@ -68,6 +69,11 @@ namespace ModelParallel.Generators
             "[{0}] on '{1}': {2}",
             "[FirstStage] and [LastStage] mark TorchSharp layer fields of a [ParallelModule] class that also has a [PipelineStages] list; a field has at most one of them.");
 
+        public static readonly DiagnosticDescriptor NotDivisible = Create(NotDivisibleId,
+            "Dimension not divisible by a declared tensor-parallel size",
+            "{0} = {1} of {2} is not divisible by tp = {3}, one of the TensorParallelSizes declared on '{4}'",
+            "A sharded dimension is split into tp equal parts, so it must be divisible by every tensor-parallel size the module declares.");
+
         public static readonly DiagnosticDescriptor ShardedReduction = Create(ShardedReductionId,
             "Normalization or reduction over a sharded dimension",
             "'{0}' {1} over dimension {2}, which is sharded over tp here (the value is {3}); each rank would see only its slice of it",
@@ -98,7 +104,7 @@ namespace ModelParallel.Generators
         /// <summary>Every descriptor, for the analyzer.</summary>
         public static readonly System.Collections.Immutable.ImmutableArray<DiagnosticDescriptor> All = System.Collections.Immutable.ImmutableArray.Create(
             NotPartial, UnsupportedLayer, ConflictingPlacements, BypassedPartition, LayerNotConstructed, InvalidStagesField, StagesNotBuilt,
-            NotSequential, InvalidStageMarker, ShardedReduction, UnsupportedShardedOperation, ColumnAfterColumn, ReshardInserted, InternalError);
+            NotSequential, InvalidStageMarker, NotDivisible, ShardedReduction, UnsupportedShardedOperation, ColumnAfterColumn, ReshardInserted, InternalError);
 
         /// <summary>Whether diagnostics of this ID stop the generator from emitting (errors do; warnings and infos do not).</summary>
         public static bool IsError(string id) => ById(id).DefaultSeverity == DiagnosticSeverity.Error;
@@ -114,6 +120,7 @@ namespace ModelParallel.Generators
             StagesNotBuiltId => StagesNotBuilt,
             NotSequentialId => NotSequential,
             InvalidStageMarkerId => InvalidStageMarker,
+            NotDivisibleId => NotDivisible,
             ShardedReductionId => ShardedReduction,
             UnsupportedShardedOperationId => UnsupportedShardedOperation,
             ColumnAfterColumnId => ColumnAfterColumn,

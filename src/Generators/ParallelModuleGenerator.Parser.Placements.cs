@@ -64,7 +64,7 @@ namespace ModelParallel.Generators
             /// Follows the tp placement of every tensor value through forward (locals, expressions, conditionals, loops)
             /// and reports what cannot be partitioned. Returns the call sites the emitter must treat specially.
             /// </summary>
-            private static PlacementFacts AnalyzePlacements(INamedTypeSymbol type, Dictionary<string, LayerSpec> layers, Compilation compilation,
+            private static PlacementFacts AnalyzePlacements(INamedTypeSymbol type, Dictionary<string, LayerSpec> layers, int[] sizes, Compilation compilation,
                 List<DiagnosticInfo> diagnostics, CancellationToken cancellationToken)
             {
                 var facts = new PlacementFacts();
@@ -73,11 +73,11 @@ namespace ModelParallel.Generators
                 var model = compilation.GetSemanticModel(declaration.SyntaxTree);
                 if (model.GetOperation(declaration, cancellationToken) is not IMethodBodyOperation body || (body.BlockBody ?? body.ExpressionBody) is not { } block)
                     return facts;
-                new PlacementWalk(type, layers, facts, diagnostics, cancellationToken).Statement(block);
+                new PlacementWalk(type, layers, sizes, facts, diagnostics, cancellationToken).Statement(block);
                 return facts;
             }
 
-            private sealed class PlacementWalk(INamedTypeSymbol type, Dictionary<string, LayerSpec> layers, PlacementFacts facts,
+            private sealed class PlacementWalk(INamedTypeSymbol type, Dictionary<string, LayerSpec> layers, int[] sizes, PlacementFacts facts,
                 List<DiagnosticInfo> diagnostics, CancellationToken cancellationToken)
             {
                 private Dictionary<ISymbol, Value> values = new(SymbolEqualityComparer.Default);
@@ -263,6 +263,7 @@ namespace ModelParallel.Generators
                             // module's input has no known rank, and a view of it splits its last dimension into (heads, head size).
                             int dim = self.Rank is { } before ? ShiftFromEnd(self.Dim, before, rank) : self.Dim == -1 ? -2 : self.Dim;
                             facts.Sites[call.Syntax] = (name == "view" ? "View:" : "Reshape:") + dim;
+                            CheckViewDivisible(call, rank + dim);
                             return new Value('S', dim, rank);
                         }
                         case "transpose" or "swapaxes" or "swapdims":
@@ -362,6 +363,17 @@ namespace ModelParallel.Generators
                                 return Unsupported(call, sharded, $"'{name}' has no placement rule");
                             return Default(call.Type);
                     }
+                }
+
+                /// <summary>MP0010: the size written at the view's shard position, when constant, must divide by every declared tp.</summary>
+                private void CheckViewDivisible(IInvocationOperation call, int index)
+                {
+                    if (sizes.Length == 0 || call.Arguments.FirstOrDefault()?.Value is not IArrayCreationOperation { Initializer: { } initializer }) return;
+                    if (index < 0 || index >= initializer.ElementValues.Length) return;
+                    var element = initializer.ElementValues[index];
+                    if (element.ConstantValue is not { HasValue: true, Value: { } value } || !long.TryParse(value.ToString(), out long size) || size < 0) return;
+                    foreach (var tp in sizes.Where(tp => size % tp != 0).Take(1))
+                        Report(DiagnosticDescriptors.NotDivisibleId, element.Syntax, $"dimension {index} of the view", size.ToString(), $"'{Text(call)}' (it carries the tp shard, e.g. the heads)", tp.ToString(), type.Name);
                 }
 
                 private Value MatMul(IOperation call, Value a, Value b)

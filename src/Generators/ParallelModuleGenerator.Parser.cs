@@ -58,7 +58,8 @@ namespace ModelParallel.Generators
 
                 var layers = ReadLayers(type, diagnostics);
                 var stages = ReadStages(type, diagnostics);
-                var facts = AnalyzePlacements(type, layers, compilation, diagnostics, cancellationToken);
+                var sizes = DeclaredSizes(type);
+                var facts = AnalyzePlacements(type, layers, sizes, compilation, diagnostics, cancellationToken);
                 foreach (var pair in facts.Chunks)
                     if (layers.TryGetValue(pair.Key, out var chunked)) layers[pair.Key] = chunked with { Chunks = pair.Value };
                 var interceptions = new List<InterceptionSpec>();
@@ -79,7 +80,7 @@ namespace ModelParallel.Generators
                                         interceptions.Add(view with { Target = site });
                                 }
                                 else if (!ReadPipelineInvocation(type, layers, stages, invocation, call, model, interceptions, cancellationToken))
-                                    ReadInvocation(type, layers, stages, facts, invocation, call, model, interceptions, constructed, diagnostics, cancellationToken);
+                                    ReadInvocation(type, layers, stages, facts, sizes, invocation, call, model, interceptions, constructed, diagnostics, cancellationToken);
                                 break;
                             case IMethodReferenceOperation reference2 when PartitionedField(type, layers, reference2.Instance) is { } field:
                                 diagnostics.Add(Diagnostic(DiagnosticDescriptors.BypassedPartitionId, node.GetLocation(),
@@ -137,7 +138,7 @@ namespace ModelParallel.Generators
                 return layers;
             }
 
-            private static void ReadInvocation(INamedTypeSymbol type, Dictionary<string, LayerSpec> layers, Stages stages, PlacementFacts facts, IInvocationOperation invocation,
+            private static void ReadInvocation(INamedTypeSymbol type, Dictionary<string, LayerSpec> layers, Stages stages, PlacementFacts facts, int[] sizes, IInvocationOperation invocation,
                 InvocationExpressionSyntax call, SemanticModel model, List<InterceptionSpec> interceptions, HashSet<string> constructed,
                 List<DiagnosticInfo> diagnostics, CancellationToken cancellationToken)
             {
@@ -157,6 +158,7 @@ namespace ModelParallel.Generators
                             HasBias = !(hasBias is { HasValue: true, Value: false }),
                         };
                     }
+                    CheckDivisible(type, built, invocation, sizes, diagnostics);
                     if (Intercept(InterceptionKind.Factory, built, method, call, model, cancellationToken) is { } factory)
                     {
                         interceptions.Add(factory with { Role = stages.RoleOf(built.Field), Chunks = built.Chunks });
@@ -175,6 +177,31 @@ namespace ModelParallel.Generators
                 {
                     diagnostics.Add(Diagnostic(DiagnosticDescriptors.BypassedPartitionId, call.GetLocation(),
                         layer.Field, "invoked through 'call'", PlacementName(layer.Placement)));
+                }
+            }
+
+            /// <summary>The TensorParallelSizes declared on the class's [ParallelModule], if any.</summary>
+            private static int[] DeclaredSizes(INamedTypeSymbol type)
+            {
+                var attribute = type.GetAttributes().FirstOrDefault(a => a.AttributeClass?.ToDisplayString() == ParallelModuleGenerator.ParallelModuleAttribute);
+                var sizes = attribute?.NamedArguments.FirstOrDefault(a => a.Key == "TensorParallelSizes").Value;
+                return sizes is { Kind: TypedConstantKind.Array, IsNull: false } array
+                    ? array.Values.Select(v => v.Value is int i ? i : 1).Where(i => i > 1).Distinct().ToArray()
+                    : Array.Empty<int>();
+            }
+
+            /// <summary>MP0010: a constant sharded Linear dimension not divisible by a declared tp size.</summary>
+            private static void CheckDivisible(INamedTypeSymbol type, LayerSpec layer, IInvocationOperation factory, int[] sizes, List<DiagnosticInfo> diagnostics)
+            {
+                if (sizes.Length == 0 || layer.Placement is not (LayerPlacement.Column or LayerPlacement.Row)) return;
+                var argument = factory.Arguments.FirstOrDefault(a => a.Parameter?.Ordinal == (layer.Placement == LayerPlacement.Column ? 1 : 0));
+                if (argument?.Value.ConstantValue is not { HasValue: true, Value: { } value } || !long.TryParse(value.ToString(), out long size)) return;
+                int parts = layer.Placement == LayerPlacement.Column ? layer.Chunks : 1;
+                foreach (var tp in sizes.Where(tp => size % ((long)tp * parts) != 0).Take(1))
+                {
+                    var what = layer.Placement == LayerPlacement.Column ? (parts > 1 ? $"out_features (in {parts} parts)" : "out_features") : "in_features";
+                    diagnostics.Add(Diagnostic(DiagnosticDescriptors.NotDivisibleId, argument.Syntax.GetLocation(), what, size.ToString(),
+                        $"{(layer.Placement == LayerPlacement.Column ? "ColumnParallel" : "RowParallel")} '{layer.Field}'", tp.ToString(), type.Name));
                 }
             }
 

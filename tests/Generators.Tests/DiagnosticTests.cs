@@ -185,6 +185,33 @@ namespace ModelParallel.Generators.Tests
             """, "[FirstStage] on 'up': 'Block' has no [PipelineStages] list");
 
         [Fact]
+        public void MP0010_ConstantFeaturesNotDivisibleByADeclaredSize() => Expect("MP0010", """
+            [ParallelModule(TensorParallelSizes = new[] { 1, 2, 4 })]
+            public sealed partial class Block : nn.Module<Tensor, Tensor>
+            {
+                [ColumnParallel] private readonly Linear up;
+                public Block() : base("Block") { up = nn.Linear(4, [|6|]); RegisterComponents(); }
+                public override Tensor forward(Tensor x) => up.forward(x);
+            }
+            """, "out_features = 6 of ColumnParallel 'up' is not divisible by tp = 4, one of the TensorParallelSizes declared on 'Block'");
+
+        [Fact]
+        public void MP0010_ConstantHeadCountNotDivisibleByADeclaredSize() => Expect("MP0010", """
+            [ParallelModule(TensorParallelSizes = new[] { 2 })]
+            public sealed partial class Block : nn.Module<Tensor, Tensor>
+            {
+                [ColumnParallel] private readonly Linear qkv;
+                [RowParallel] private readonly Linear projection;
+                public Block() : base("Block") { qkv = nn.Linear(12, 12); projection = nn.Linear(12, 12); RegisterComponents(); }
+                public override Tensor forward(Tensor x)
+                {
+                    var heads = qkv.forward(x).view(2, 5, [|3|], 4);
+                    return projection.forward(heads.view(2, 5, 12));
+                }
+            }
+            """, "dimension 2 of the view = 3 of 'qkv.forward(x).view(2, 5, 3, 4)' (it carries the tp shard, e.g. the heads) is not divisible by tp = 2");
+
+        [Fact]
         public void MP0011_SoftmaxOverTheShardedDimension() => Expect("MP0011", """
             [ParallelModule]
             public sealed partial class Block : nn.Module<Tensor, Tensor>

@@ -37,72 +37,72 @@ namespace ModelParallel.Generated
     file static class TransformerBlockInterceptors
     {
         // attentionNorm = torch.nn.LayerNorm(...) at TransformerBlock.cs(30,29): replicated (R); built on the meta device, with no memory, when another pp rank holds it
-        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "/83xFWA7HG3rCXTCM+Xr8SMGAABUcmFuc2Zvcm1lckJsb2NrLmNz")]
+        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "agfb8cSI9+mj2H3TQ1HAW08GAABUcmFuc2Zvcm1lckJsb2NrLmNz")]
         internal static global::TorchSharp.Modules.LayerNorm Create_attentionNorm_0(long normalized_shape, double eps, bool elementwise_affine, bool bias, global::TorchSharp.torch.Device? device, global::TorchSharp.torch.ScalarType? dtype)
             => global::TorchSharp.torch.nn.LayerNorm(normalized_shape, eps, elementwise_affine, bias, global::ModelParallel.Pipelining.PipelineBuild.DeviceFor(null, device), dtype);
 
         // qkv = torch.nn.Linear(...) at TransformerBlock.cs(31,19): build the ColumnParallel shard: weight [out/tp, in], bias [out/tp]
-        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "/83xFWA7HG3rCXTCM+Xr8UoGAABUcmFuc2Zvcm1lckJsb2NrLmNz")]
+        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "agfb8cSI9+mj2H3TQ1HAW3YGAABUcmFuc2Zvcm1lckJsb2NrLmNz")]
         internal static global::TorchSharp.Modules.Linear Create_qkv_1(long inputSize, long outputSize, bool hasBias, global::TorchSharp.torch.Device? device, global::TorchSharp.torch.ScalarType? dtype)
             => global::ModelParallel.Layers.ParallelLinear.CreateColumnParallel("ModelParallel.Examples.Transformer.TransformerBlock.qkv", inputSize, outputSize, hasBias, device, dtype, chunks: 3);
 
         // projection = torch.nn.Linear(...) at TransformerBlock.cs(32,26): build the RowParallel shard: weight [out, in/tp], replicated bias [out]
-        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "/83xFWA7HG3rCXTCM+Xr8ZAGAABUcmFuc2Zvcm1lckJsb2NrLmNz")]
+        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "agfb8cSI9+mj2H3TQ1HAW7wGAABUcmFuc2Zvcm1lckJsb2NrLmNz")]
         internal static global::TorchSharp.Modules.Linear Create_projection_2(long inputSize, long outputSize, bool hasBias, global::TorchSharp.torch.Device? device, global::TorchSharp.torch.ScalarType? dtype)
             => global::ModelParallel.Layers.ParallelLinear.CreateRowParallel("ModelParallel.Examples.Transformer.TransformerBlock.projection", inputSize, outputSize, hasBias, device, dtype);
 
         // mlpNorm = torch.nn.LayerNorm(...) at TransformerBlock.cs(33,23): replicated (R); built on the meta device, with no memory, when another pp rank holds it
-        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "/83xFWA7HG3rCXTCM+Xr8b8GAABUcmFuc2Zvcm1lckJsb2NrLmNz")]
+        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "agfb8cSI9+mj2H3TQ1HAW+sGAABUcmFuc2Zvcm1lckJsb2NrLmNz")]
         internal static global::TorchSharp.Modules.LayerNorm Create_mlpNorm_3(long normalized_shape, double eps, bool elementwise_affine, bool bias, global::TorchSharp.torch.Device? device, global::TorchSharp.torch.ScalarType? dtype)
             => global::TorchSharp.torch.nn.LayerNorm(normalized_shape, eps, elementwise_affine, bias, global::ModelParallel.Pipelining.PipelineBuild.DeviceFor(null, device), dtype);
 
         // up = torch.nn.Linear(...) at TransformerBlock.cs(34,18): build the ColumnParallel shard: weight [out/tp, in], bias [out/tp]
-        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "/83xFWA7HG3rCXTCM+Xr8eUGAABUcmFuc2Zvcm1lckJsb2NrLmNz")]
+        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "agfb8cSI9+mj2H3TQ1HAWxEHAABUcmFuc2Zvcm1lckJsb2NrLmNz")]
         internal static global::TorchSharp.Modules.Linear Create_up_4(long inputSize, long outputSize, bool hasBias, global::TorchSharp.torch.Device? device, global::TorchSharp.torch.ScalarType? dtype)
             => global::ModelParallel.Layers.ParallelLinear.CreateColumnParallel("ModelParallel.Examples.Transformer.TransformerBlock.up", inputSize, outputSize, hasBias, device, dtype);
 
         // down = torch.nn.Linear(...) at TransformerBlock.cs(35,20): build the RowParallel shard: weight [out, in/tp], replicated bias [out]
-        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "/83xFWA7HG3rCXTCM+Xr8RIHAABUcmFuc2Zvcm1lckJsb2NrLmNz")]
+        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "agfb8cSI9+mj2H3TQ1HAWz4HAABUcmFuc2Zvcm1lckJsb2NrLmNz")]
         internal static global::TorchSharp.Modules.Linear Create_down_5(long inputSize, long outputSize, bool hasBias, global::TorchSharp.torch.Device? device, global::TorchSharp.torch.ScalarType? dtype)
             => global::ModelParallel.Layers.ParallelLinear.CreateRowParallel("ModelParallel.Examples.Transformer.TransformerBlock.down", inputSize, outputSize, hasBias, device, dtype);
 
         // qkv.forward(...) at TransformerBlock.cs(44,25): f (identity forward, all-reduce backward), then the local shard: R -> S(-1)
-        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "/83xFWA7HG3rCXTCM+Xr8SsIAABUcmFuc2Zvcm1lckJsb2NrLmNz")]
+        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "agfb8cSI9+mj2H3TQ1HAW1cIAABUcmFuc2Zvcm1lckJsb2NrLmNz")]
         internal static global::TorchSharp.torch.Tensor Forward_qkv_6(this global::TorchSharp.Modules.Linear self, global::TorchSharp.torch.Tensor tensor)
             => global::ModelParallel.Layers.ParallelLinear.ColumnForward("ModelParallel.Examples.Transformer.TransformerBlock.qkv", self, tensor);
 
         // view(...) at TransformerBlock.cs(45,21): the input is sharded over tp; dimension -2 of the written (logical) shape carries the shard and is divided by tp
-        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "/83xFWA7HG3rCXTCM+Xr8XgIAABUcmFuc2Zvcm1lckJsb2NrLmNz")]
+        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "agfb8cSI9+mj2H3TQ1HAW6QIAABUcmFuc2Zvcm1lckJsb2NrLmNz")]
         internal static global::TorchSharp.torch.Tensor View_7(this global::TorchSharp.torch.Tensor self, long[] shape)
             => global::ModelParallel.Layers.ShardedShapes.View("ModelParallel.Examples.Transformer.TransformerBlock.forward at TransformerBlock.cs(45,21)", self, shape, -2);
 
         // view(...) at TransformerBlock.cs(46,21): the input is sharded over tp; dimension -2 of the written (logical) shape carries the shard and is divided by tp
-        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "/83xFWA7HG3rCXTCM+Xr8ckIAABUcmFuc2Zvcm1lckJsb2NrLmNz")]
+        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "agfb8cSI9+mj2H3TQ1HAW/UIAABUcmFuc2Zvcm1lckJsb2NrLmNz")]
         internal static global::TorchSharp.torch.Tensor View_8(this global::TorchSharp.torch.Tensor self, long[] shape)
             => global::ModelParallel.Layers.ShardedShapes.View("ModelParallel.Examples.Transformer.TransformerBlock.forward at TransformerBlock.cs(46,21)", self, shape, -2);
 
         // view(...) at TransformerBlock.cs(47,21): the input is sharded over tp; dimension -2 of the written (logical) shape carries the shard and is divided by tp
-        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "/83xFWA7HG3rCXTCM+Xr8RoJAABUcmFuc2Zvcm1lckJsb2NrLmNz")]
+        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "agfb8cSI9+mj2H3TQ1HAW0YJAABUcmFuc2Zvcm1lckJsb2NrLmNz")]
         internal static global::TorchSharp.torch.Tensor View_9(this global::TorchSharp.torch.Tensor self, long[] shape)
             => global::ModelParallel.Layers.ShardedShapes.View("ModelParallel.Examples.Transformer.TransformerBlock.forward at TransformerBlock.cs(47,21)", self, shape, -2);
 
         // view(...) at TransformerBlock.cs(49,26): the input is sharded over tp; dimension -1 of the written (logical) shape carries the shard and is divided by tp
-        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "/83xFWA7HG3rCXTCM+Xr8e4JAABUcmFuc2Zvcm1lckJsb2NrLmNz")]
+        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "agfb8cSI9+mj2H3TQ1HAWxoKAABUcmFuc2Zvcm1lckJsb2NrLmNz")]
         internal static global::TorchSharp.torch.Tensor View_10(this global::TorchSharp.torch.Tensor self, long[] shape)
             => global::ModelParallel.Layers.ShardedShapes.View("ModelParallel.Examples.Transformer.TransformerBlock.forward at TransformerBlock.cs(49,26)", self, shape, -1);
 
         // projection.forward(...) at TransformerBlock.cs(50,21): the local shard S(-1) -> P, then g (all-reduce forward, identity backward) and the bias once: P -> R
-        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "/83xFWA7HG3rCXTCM+Xr8TIKAABUcmFuc2Zvcm1lckJsb2NrLmNz")]
+        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "agfb8cSI9+mj2H3TQ1HAW14KAABUcmFuc2Zvcm1lckJsb2NrLmNz")]
         internal static global::TorchSharp.torch.Tensor Forward_projection_11(this global::TorchSharp.Modules.Linear self, global::TorchSharp.torch.Tensor tensor)
             => global::ModelParallel.Layers.ParallelLinear.RowForward("ModelParallel.Examples.Transformer.TransformerBlock.projection", self, tensor);
 
         // down.forward(...) at TransformerBlock.cs(51,24): the local shard S(-1) -> P, then g (all-reduce forward, identity backward) and the bias once: P -> R
-        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "/83xFWA7HG3rCXTCM+Xr8V8KAABUcmFuc2Zvcm1lckJsb2NrLmNz")]
+        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "agfb8cSI9+mj2H3TQ1HAW4sKAABUcmFuc2Zvcm1lckJsb2NrLmNz")]
         internal static global::TorchSharp.torch.Tensor Forward_down_12(this global::TorchSharp.Modules.Linear self, global::TorchSharp.torch.Tensor tensor)
             => global::ModelParallel.Layers.ParallelLinear.RowForward("ModelParallel.Examples.Transformer.TransformerBlock.down", self, tensor);
 
         // up.forward(...) at TransformerBlock.cs(51,56): f (identity forward, all-reduce backward), then the local shard: R -> S(-1)
-        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "/83xFWA7HG3rCXTCM+Xr8X0KAABUcmFuc2Zvcm1lckJsb2NrLmNz")]
+        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "agfb8cSI9+mj2H3TQ1HAW6kKAABUcmFuc2Zvcm1lckJsb2NrLmNz")]
         internal static global::TorchSharp.torch.Tensor Forward_up_13(this global::TorchSharp.Modules.Linear self, global::TorchSharp.torch.Tensor tensor)
             => global::ModelParallel.Layers.ParallelLinear.ColumnForward("ModelParallel.Examples.Transformer.TransformerBlock.up", self, tensor);
     }
