@@ -17,6 +17,8 @@ namespace ModelParallel.Generators
         public const string InvalidStageMarkerId = "MP0009";
         public const string NotDivisibleId = "MP0010";
         public const string ShardedReductionId = "MP0011";
+        public const string PartialNonLinearId = "MP0012";
+        public const string PartialEscapesId = "MP0013";
         public const string UnsupportedShardedOperationId = "MP0014";
         public const string ColumnAfterColumnId = "MP0015";
         public const string ReshardInsertedId = "MP0016";
@@ -79,6 +81,16 @@ namespace ModelParallel.Generators
             "'{0}' {1} over dimension {2}, which is sharded over tp here (the value is {3}); each rank would see only its slice of it",
             "Softmax, layer norm, attention over the key or feature dimension and reductions need the whole dimension they run over. Keep that dimension unsharded: for example, normalize before the ColumnParallel layer or after the RowParallel one.");
 
+        public static readonly DiagnosticDescriptor PartialNonLinear = Create(PartialNonLinearId,
+            "Partial-sum value used non-linearly",
+            "'{0}' {1} a partial sum (P, from RowParallel '{2}' with ReduceOutput = false): {3}",
+            "A partial-sum value may only be combined linearly (added to another partial sum, scaled by a constant) before it is reduced. Feed it to a Linear layer (the generator reduces it there) or leave ReduceOutput at true.");
+
+        public static readonly DiagnosticDescriptor PartialEscapes = Create(PartialEscapesId,
+            "Partial-sum value escapes forward unreduced",
+            "'{0}' returns a partial sum (P, from RowParallel '{1}' with ReduceOutput = false) from forward; the caller would get one rank's summand instead of the value",
+            "A module's output must be whole (R) or sharded; a partial sum has to be reduced first. Feed it to a Linear layer inside forward, or leave ReduceOutput at true.");
+
         public static readonly DiagnosticDescriptor UnsupportedShardedOperation = Create(UnsupportedShardedOperationId,
             "Unsupported operation on a sharded value",
             "'{0}': {1}",
@@ -104,7 +116,7 @@ namespace ModelParallel.Generators
         /// <summary>Every descriptor, for the analyzer.</summary>
         public static readonly System.Collections.Immutable.ImmutableArray<DiagnosticDescriptor> All = System.Collections.Immutable.ImmutableArray.Create(
             NotPartial, UnsupportedLayer, ConflictingPlacements, BypassedPartition, LayerNotConstructed, InvalidStagesField, StagesNotBuilt,
-            NotSequential, InvalidStageMarker, NotDivisible, ShardedReduction, UnsupportedShardedOperation, ColumnAfterColumn, ReshardInserted, InternalError);
+            NotSequential, InvalidStageMarker, NotDivisible, ShardedReduction, PartialNonLinear, PartialEscapes, UnsupportedShardedOperation, ColumnAfterColumn, ReshardInserted, InternalError);
 
         /// <summary>Whether diagnostics of this ID stop the generator from emitting (errors do; warnings and infos do not).</summary>
         public static bool IsError(string id) => ById(id).DefaultSeverity == DiagnosticSeverity.Error;
@@ -122,6 +134,8 @@ namespace ModelParallel.Generators
             InvalidStageMarkerId => InvalidStageMarker,
             NotDivisibleId => NotDivisible,
             ShardedReductionId => ShardedReduction,
+            PartialNonLinearId => PartialNonLinear,
+            PartialEscapesId => PartialEscapes,
             UnsupportedShardedOperationId => UnsupportedShardedOperation,
             ColumnAfterColumnId => ColumnAfterColumn,
             ReshardInsertedId => ReshardInserted,

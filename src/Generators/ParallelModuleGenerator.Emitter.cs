@@ -176,6 +176,9 @@ namespace ModelParallel.Generators
                 var (forwardComment, method) = (site.Placement, site.Target) switch
                 {
                     (LayerPlacement.Column, "gather") => ("the input arrives S(-1) from another ColumnParallel layer: all-gather (backward: slice), then f and the local shard: R -> S(-1)", "ColumnForwardGathered"),
+                    (LayerPlacement.Row, "partial") => ("the local shard S(-1) -> P, left a partial sum (ReduceOutput = false; bias on tp rank 0 only): the generator reduces it where forward needs it whole", "RowForwardPartial"),
+                    (LayerPlacement.Column, "reduce") => ("the input arrives as a partial sum: all-reduce it (P -> R; backward identity), then f and the local shard: R -> S(-1)", "ColumnForwardReduced"),
+                    (_, "reduce") => ("the input arrives as a partial sum: all-reduce it (P -> R; backward identity), then the replicated layer", "ReplicatedForwardReduced"),
                     (LayerPlacement.Row, "slice") => ("the input arrives R: local slice (free; backward: all-gather), then the local shard S(-1) -> P, g and the bias once: P -> R", "RowForwardSliced"),
                     (LayerPlacement.Column, _) => ("f (identity forward, all-reduce backward), then the local shard: R -> S(-1)", "ColumnForward"),
                     (LayerPlacement.Row, _) => ("the local shard S(-1) -> P, then g (all-reduce forward, identity backward) and the bias once: P -> R", "RowForward"),

@@ -47,7 +47,7 @@ namespace ModelParallel.Generators
 
                 public static Value Replicated(int? rank = null) => new('R', 0, rank);
 
-                public Value With(int? rank) => new(Kind, Dim, rank, null, IsArray);
+                public Value With(int? rank) => new(Kind, Dim, rank, Kind == 'P' ? Origin : null, IsArray);
 
                 public override string ToString() => Kind switch { 'S' => $"S({Dim})", 'P' => "P", 'R' => "R", _ => "not a tensor" };
             }
@@ -102,6 +102,8 @@ namespace ModelParallel.Generators
                         case IReturnOperation ret:
                             var returned = Eval(ret.ReturnedValue);
                             if (returned.Kind != '-') facts.Values.Add(new ValueSpec("(returned)", returned.ToString()));
+                            if (returned.Kind == 'P')
+                                Report(DiagnosticDescriptors.PartialEscapesId, ret.ReturnedValue!.Syntax, Text(ret.ReturnedValue), returned.Origin ?? "?");
                             return;
                         case IConditionalOperation conditional:
                             Eval(conditional.Condition);
@@ -207,6 +209,13 @@ namespace ModelParallel.Generators
 
                 private Value LinearForward(IInvocationOperation call, LayerSpec layer, Value input)
                 {
+                    if (input.Kind == 'P' && layer.Placement != LayerPlacement.Row)
+                    {
+                        facts.Sites[call.Syntax] = "reduce";
+                        Report(DiagnosticDescriptors.ReshardInsertedId, call.Syntax, Text(call), "an all-reduce (P -> R)",
+                            $"the partial sum from '{input.Origin}' entering {Parser.PlacementName(layer.Placement)} '{layer.Field}'", $"tokens x {layer.In} elements per rank, forward");
+                        input = Value.Replicated(input.Rank);
+                    }
                     switch (layer.Placement)
                     {
                         case LayerPlacement.Column:
@@ -225,6 +234,11 @@ namespace ModelParallel.Generators
                                     $"the replicated input of RowParallel '{layer.Field}'", "free: no communication forward; an all-gather of the input gradient backward");
                             }
                             else if (!(input.IsSharded && input.Dim == -1)) return Unsupported(call, input, $"RowParallel '{layer.Field}' needs its input sharded on the last dimension (S(-1))");
+                            if (layer.Partial)
+                            {
+                                facts.Sites[call.Syntax] = "partial";
+                                return new Value('P', 0, input.Rank, layer.Field);
+                            }
                             return Value.Replicated(input.Rank);
                         default:
                             if (input.Kind != 'R') return Unsupported(call, input, $"replicated layer '{layer.Field}' needs its whole input (R)");
@@ -235,6 +249,7 @@ namespace ModelParallel.Generators
                 private Value ModuleForward(IInvocationOperation call, ITypeSymbol module, Value input)
                 {
                     var typeName = module.Name;
+                    if (input.Kind == 'P') return NonLinear(call, input, $"passes to the '{typeName}' module", $"a module may compute anything of its input, so it needs the whole value; feed the partial sum to a Linear layer first");
                     if (input.Kind == 'R' || input.Kind == '-') return IsTensor(call.Type) ? Value.Replicated(input.Rank) : Value.None;
                     if (typeName.Contains("Norm"))
                     {
@@ -253,6 +268,8 @@ namespace ModelParallel.Generators
                 {
                     switch (name)
                     {
+                        case "view" or "reshape" when self.Kind == 'P':
+                            return new Value('P', 0, ParamsCount(call), self.Origin);
                         case "view" or "reshape":
                         {
                             var shape = ParamsCount(call);
@@ -278,11 +295,16 @@ namespace ModelParallel.Generators
                             int d = self.Dim == na ? nb : self.Dim == nb ? na : self.Dim;
                             return new Value('S', d, rank);
                         }
-                        case "contiguous" or "clone" or "detach" or "to" or "type_as" or "alias" or "requires_grad_" or "float" or "half" or "bfloat16"
-                            or "gelu" or "relu" or "silu" or "tanh" or "sigmoid" or "neg" or "exp" or "sqrt" or "rsqrt" or "abs":
+                        case "contiguous" or "clone" or "detach" or "to" or "type_as" or "alias" or "requires_grad_" or "float" or "half" or "bfloat16" or "neg":
+                            return Keep(self);
+                        case "gelu" or "relu" or "silu" or "tanh" or "sigmoid" or "exp" or "sqrt" or "rsqrt" or "abs":
+                            if (self.Kind == 'P') return NonLinear(call, self, $"applies {name} to", $"{name} of the summands is not {name} of the sum");
                             return self.With(self.Rank);
+                        case "softmax" or "log_softmax" or "max" or "min" or "amax" or "amin" or "var" or "std" or "norm" or "logsumexp" when self.Kind == 'P':
+                            return NonLinear(call, self, $"takes {name} of", $"{name} of the summands is not {name} of the sum");
                         case "softmax" or "log_softmax" or "sum" or "mean" or "max" or "min" or "amax" or "amin" or "var" or "std" or "norm" or "logsumexp":
                         {
+                            if (self.Kind == 'P') return Keep(self); // sum and mean are linear
                             if (self.Kind != 'S') return self.Kind == '-' ? Value.None : Value.Replicated();
                             var dim = Constant(call, 0);
                             int? n = dim is null ? null : Normalize(dim.Value, self.Rank);
@@ -324,7 +346,11 @@ namespace ModelParallel.Generators
                     switch (name)
                     {
                         case "gelu" or "relu" or "silu" or "tanh" or "sigmoid" or "dropout" or "elu" or "leaky_relu" or "mish" or "softplus":
+                            if (first.Kind == 'P') return NonLinear(call, first, $"applies {name} to", name == "dropout"
+                                ? "each rank would drop different elements of its summand" : $"{name} of the summands is not {name} of the sum");
                             return first.With(first.Rank);
+                        case "softmax" or "log_softmax" or "layer_norm" or "rms_norm" when first.Kind == 'P':
+                            return NonLinear(call, first, $"applies {name} to", $"{name} of the summands is not {name} of the sum");
                         case "softmax" or "log_softmax":
                         {
                             if (first.Kind != 'S') return first.With(first.Rank);
@@ -386,9 +412,24 @@ namespace ModelParallel.Generators
                 private Value Binary(IOperation operation, BinaryOperatorKind kind, Value a, Value b)
                 {
                     if (!IsTensor(operation.Type)) return Value.None;
+                    if ((a.Kind == 'P' && b.Kind == '-' || b.Kind == 'P' && a.Kind == '-') && kind is BinaryOperatorKind.Add or BinaryOperatorKind.Subtract)
+                        return NonLinear(operation, a.Kind == 'P' ? a : b, "adds a constant to", "every rank would add it to its summand, so the sum would hold it tp times");
                     if (a.Kind == '-') return b.With(b.Rank);
                     if (b.Kind == '-') return a.With(a.Rank);
                     if (a.Kind == 'R' && b.Kind == 'R') return Value.Replicated(a.Rank ?? b.Rank);
+                    if (a.Kind == 'P' || b.Kind == 'P')
+                    {
+                        var p = a.Kind == 'P' ? a : b;
+                        var other = a.Kind == 'P' ? b : a;
+                        bool additive = kind is BinaryOperatorKind.Add or BinaryOperatorKind.Subtract;
+                        if (other.Kind == 'P' && additive) return new Value('P', 0, a.Rank ?? b.Rank, a.Origin ?? b.Origin);
+                        if (other.Kind == 'R' && !additive && (kind == BinaryOperatorKind.Multiply || a.Kind == 'P'))
+                            return new Value('P', 0, a.Rank ?? b.Rank, p.Origin); // scaling a sum by a whole value scales each summand
+                        if (other.Kind == 'R' && additive)
+                            return NonLinear(operation, p, "adds a whole (R) value to", "every rank would add it to its summand, so the sum would hold it tp times");
+                        if (other.Kind == 'P')
+                            return NonLinear(operation, p, $"{kind} of two", "the product of two sums is not the sum of the products of their summands");
+                    }
                     if (a.Kind == 'S' && b.Kind == 'S' && a.Dim == b.Dim) return new Value('S', a.Dim, a.Rank ?? b.Rank);
                     return Unsupported(operation, a.Kind == 'S' ? a : b,
                         $"{kind} of a value placed {a} and one placed {b}; operators cannot be intercepted, so no resharding can be inserted here");
@@ -398,6 +439,15 @@ namespace ModelParallel.Generators
                 {
                     values[symbol] = value;
                     if (value.Kind != '-') facts.Values.Add(new ValueSpec(symbol.Name, value.IsArray ? $"{value} (each part)" : value.ToString()));
+                }
+
+                private static Value Keep(Value value) => new(value.Kind, value.Dim, value.Rank, value.Kind == 'P' ? value.Origin : null);
+
+                /// <summary>MP0012, and the value carried on as whole so one mistake gives one diagnostic.</summary>
+                private Value NonLinear(IOperation operation, Value partial, string what, string why)
+                {
+                    Report(DiagnosticDescriptors.PartialNonLinearId, operation.Syntax, Text(operation), what, partial.Origin ?? "?", why);
+                    return Value.Replicated(partial.Rank);
                 }
 
                 /// <summary>Reports the operation and carries the offending placement on, so one mistake gives one diagnostic.</summary>

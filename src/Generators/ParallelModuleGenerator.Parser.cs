@@ -133,7 +133,9 @@ namespace ModelParallel.Generators
                         diagnostics.Add(Diagnostic(DiagnosticDescriptors.ConflictingPlacementsId, at, field.Name, string.Join(", ", found.Select(f => f.Short))));
                         continue;
                     }
-                    if (isLinear) layers[field.Name] = new LayerSpec(field.Name, found.Count == 1 ? found[0].Placement : LayerPlacement.Default);
+                    bool partial = found.Count == 1 && found[0].Placement == LayerPlacement.Row
+                        && found[0].Data.NamedArguments.Any(a => a.Key == "ReduceOutput" && a.Value.Value is false);
+                    if (isLinear) layers[field.Name] = new LayerSpec(field.Name, found.Count == 1 ? found[0].Placement : LayerPlacement.Default, Partial: partial);
                 }
                 return layers;
             }

@@ -241,6 +241,44 @@ namespace ModelParallel.Generators.Tests
             """, "normalizes over dimension -1, which is sharded over tp here");
 
         [Fact]
+        public void MP0012_GeluOfAPartialSum() => Expect("MP0012", """
+            [ParallelModule]
+            public sealed partial class Block : nn.Module<Tensor, Tensor>
+            {
+                [ColumnParallel] private readonly Linear up;
+                [RowParallel(ReduceOutput = false)] private readonly Linear down;
+                [Replicated] private readonly Linear head;
+                public Block() : base("Block") { up = nn.Linear(4, 8); down = nn.Linear(8, 4); head = nn.Linear(4, 4); RegisterComponents(); }
+                public override Tensor forward(Tensor x) => head.forward([|nn.functional.gelu(down.forward(up.forward(x)))|]);
+            }
+            """, "applies gelu to a partial sum (P, from RowParallel 'down' with ReduceOutput = false): gelu of the summands is not gelu of the sum");
+
+        [Fact]
+        public void MP0012_PartialSumPlusAWholeValue() => Expect("MP0012", """
+            [ParallelModule]
+            public sealed partial class Block : nn.Module<Tensor, Tensor>
+            {
+                [ColumnParallel] private readonly Linear up;
+                [RowParallel(ReduceOutput = false)] private readonly Linear down;
+                [Replicated] private readonly Linear head;
+                public Block() : base("Block") { up = nn.Linear(4, 8); down = nn.Linear(8, 4); head = nn.Linear(4, 4); RegisterComponents(); }
+                public override Tensor forward(Tensor x) => head.forward([|x + down.forward(up.forward(x))|]);
+            }
+            """, "adds a whole (R) value to a partial sum");
+
+        [Fact]
+        public void MP0013_PartialSumReturnedFromForward() => Expect("MP0013", """
+            [ParallelModule]
+            public sealed partial class Block : nn.Module<Tensor, Tensor>
+            {
+                [ColumnParallel] private readonly Linear up;
+                [RowParallel(ReduceOutput = false)] private readonly Linear down;
+                public Block() : base("Block") { up = nn.Linear(4, 8); down = nn.Linear(8, 4); RegisterComponents(); }
+                public override Tensor forward(Tensor x) => [|down.forward(up.forward(x))|];
+            }
+            """, "returns a partial sum (P, from RowParallel 'down' with ReduceOutput = false) from forward");
+
+        [Fact]
         public void MP0014_ShardedPlusReplicated() => Expect("MP0014", """
             [ParallelModule]
             public sealed partial class Block : nn.Module<Tensor, Tensor>

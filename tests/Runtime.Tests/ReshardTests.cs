@@ -25,6 +25,31 @@ namespace ModelParallel.Tests
         public void ASlicedRowLayerMatchesOneDevice(int tp) =>
             Check(tp, () => new PlainRow(Width), () => new RowOnReplicated(Width), 2 * Width);
 
+        [Theory]
+        [InlineData(2)]
+        [InlineData(4)]
+        public void PartialSumsAddedThenReducedOnceMatchOneDevice(int tp) =>
+            Check(tp, () => new PlainTwoBranches(Width), () => new TwoBranches(Width), Width);
+
+        [Fact]
+        public void PartialSumsAreReducedOnceWhereNeeded()
+        {
+            var counts = Parallel.Run(new MeshShape(tp: 2), context =>
+            {
+                var counting = (Communication.CountingCommunicator)context.TensorParallel;
+                var model = new TwoBranches(Width);
+                counting.Reset();
+                var loss = model.forward(torch.ones(3, Width)).sum();
+                int forward = counting.Calls(Communication.CollectiveKind.AllReduce);
+                counting.Reset();
+                loss.backward();
+                return (forward, backward: counting.Calls(Communication.CollectiveKind.AllReduce));
+            }, new RunOptions { WrapCommunicator = (axis, c) => axis == MeshAxis.Tensor ? new Communication.CountingCommunicator(c) : c });
+            // Forward: one reduction of the summed partials before c, and d's g (3 without ReduceOutput = false).
+            // Backward: c's f only; the input needs no gradient, so a1's and a2's f do not run.
+            Assert.All(counts, c => Assert.Equal((2, 1), c));
+        }
+
         private static void Check(int tp, Func<nn.Module<Tensor, Tensor>> plain, Func<nn.Module<Tensor, Tensor>> partitioned, long inputs)
         {
             torch.manual_seed(41);

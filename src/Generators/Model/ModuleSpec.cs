@@ -36,7 +36,7 @@ namespace ModelParallel.Generators.Model
     }
 
     /// <summary>A Linear field of the module and its placement.</summary>
-    internal sealed record LayerSpec(string Field, LayerPlacement Placement, int Chunks = 1, string In = "in", string Out = "out", bool HasBias = true);
+    internal sealed record LayerSpec(string Field, LayerPlacement Placement, int Chunks = 1, string In = "in", string Out = "out", bool HasBias = true, bool Partial = false);
 
     /// <summary>What an interceptor replaces.</summary>
     internal enum InterceptionKind

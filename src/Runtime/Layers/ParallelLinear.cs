@@ -102,6 +102,35 @@ namespace ModelParallel.Layers
             return RowForward(layer, self, TensorParallel.ScatterToTensorParallel(input, context.TensorParallel, -1));
         }
 
+        /// <summary>
+        /// RowParallel with ReduceOutput = false: the local shard's product (S(-1) → P) and the bias once in the sum
+        /// (on tp rank 0; every replica still gets its gradient), no reduction. The generator reduces the partial sum where forward first needs it whole.
+        /// </summary>
+        public static torch.Tensor RowForwardPartial(string layer, Linear self, torch.Tensor input)
+        {
+            var context = RankContext.Current;
+            if (context is null || context.Mesh.Tp == 1) return RowForward(layer, self, input);
+            context.ThrowIfDeferredFailure();
+            var partial = torch.nn.functional.linear(input, context.Tapped(self.weight)!, null);
+            return self.bias is null ? partial : partial + AddOnceToPartialSum.apply(context.Tapped(self.bias)!, context.Coordinates.Tp == 0);
+        }
+
+        /// <summary>A ColumnParallel layer fed a partial sum: reduce it (g: all-reduce forward, identity backward), then <see cref="ColumnForward"/>.</summary>
+        public static torch.Tensor ColumnForwardReduced(string layer, Linear self, torch.Tensor input)
+        {
+            var context = RankContext.Current;
+            if (context is null || context.Mesh.Tp == 1) return ColumnForward(layer, self, input);
+            return ColumnForward(layer, self, TensorParallel.ReduceFromTensorParallel(input, context.TensorParallel));
+        }
+
+        /// <summary>A replicated layer fed a partial sum: reduce it (g), then <see cref="ReplicatedForward"/>.</summary>
+        public static torch.Tensor ReplicatedForwardReduced(string layer, Linear self, torch.Tensor input)
+        {
+            var context = RankContext.Current;
+            if (context is null || context.Mesh.Tp == 1) return ReplicatedForward(layer, self, input);
+            return ReplicatedForward(layer, self, TensorParallel.ReduceFromTensorParallel(input, context.TensorParallel));
+        }
+
         /// <summary>A replicated layer: the plain forward, with its gradients tapped for data parallelism when dp &gt; 1.</summary>
         public static torch.Tensor ReplicatedForward(string layer, Linear self, torch.Tensor input)
         {

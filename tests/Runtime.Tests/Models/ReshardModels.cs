@@ -70,3 +70,63 @@ namespace ModelParallel.Tests.Models
         public override Tensor forward(Tensor x) => down.forward(x);
     }
 }
+
+namespace ModelParallel.Tests.Models
+{
+    /// <summary>
+    /// Two MLP branches whose RowParallel outputs stay partial sums (ReduceOutput = false), added and scaled while
+    /// partial, then reduced once where the next ColumnParallel layer needs the whole value: 2 all-reduces forward
+    /// instead of 3.
+    /// </summary>
+    [ParallelModule]
+    public sealed partial class TwoBranches : nn.Module<Tensor, Tensor>
+    {
+        [ColumnParallel] private readonly Linear a1;
+        [ColumnParallel] private readonly Linear a2;
+        [RowParallel(ReduceOutput = false)] private readonly Linear b1;
+        [RowParallel(ReduceOutput = false)] private readonly Linear b2;
+        [ColumnParallel] private readonly Linear c;
+        [RowParallel] private readonly Linear d;
+
+        public TwoBranches(long width) : base(nameof(TwoBranches))
+        {
+            a1 = nn.Linear(width, 2 * width);
+            a2 = nn.Linear(width, 2 * width);
+            b1 = nn.Linear(2 * width, width);
+            b2 = nn.Linear(2 * width, width);
+            c = nn.Linear(width, 2 * width);
+            d = nn.Linear(2 * width, width);
+            RegisterComponents();
+        }
+
+        public override Tensor forward(Tensor x)
+        {
+            var sum = b1.forward(nn.functional.gelu(a1.forward(x))) + b2.forward(nn.functional.gelu(a2.forward(x)));
+            var half = sum * 0.5;
+            return d.forward(nn.functional.gelu(c.forward(half)));
+        }
+    }
+
+    /// <summary>The plain form of <see cref="TwoBranches"/>.</summary>
+    public sealed class PlainTwoBranches : nn.Module<Tensor, Tensor>
+    {
+        private readonly Linear a1, a2, b1, b2, c, d;
+
+        public PlainTwoBranches(long width) : base(nameof(PlainTwoBranches))
+        {
+            a1 = nn.Linear(width, 2 * width);
+            a2 = nn.Linear(width, 2 * width);
+            b1 = nn.Linear(2 * width, width);
+            b2 = nn.Linear(2 * width, width);
+            c = nn.Linear(width, 2 * width);
+            d = nn.Linear(2 * width, width);
+            RegisterComponents();
+        }
+
+        public override Tensor forward(Tensor x)
+        {
+            var sum = b1.forward(nn.functional.gelu(a1.forward(x))) + b2.forward(nn.functional.gelu(a2.forward(x)));
+            return d.forward(nn.functional.gelu(c.forward(sum * 0.5)));
+        }
+    }
+}
