@@ -33,7 +33,7 @@ namespace ModelParallel.Generators
 
         public static readonly DiagnosticDescriptor UnsupportedLayer = Create(UnsupportedLayerId,
             "Parallel attribute on an unsupported member",
-            "[{0}] on '{1}' of type '{2}': only TorchSharp.Modules.Linear fields can be partitioned",
+            "[{0}] on '{1}' of type '{2}': ColumnParallel, RowParallel and Replicated apply to TorchSharp.Modules.Linear fields, VocabParallel to TorchSharp.Modules.Embedding fields",
             "Sharding attributes apply to Linear fields of a [ParallelModule] class.");
 
         public static readonly DiagnosticDescriptor ConflictingPlacements = Create(ConflictingPlacementsId,

@@ -60,6 +60,7 @@ namespace ModelParallel.Generators
                 LayerPlacement.Column => "ColumnParallel  weight [out/tp, in] S(0), bias [out/tp] S(0); input R -> output S(-1)",
                 LayerPlacement.Row => "RowParallel     weight [out, in/tp] S(1), bias [out] R added once after g; input S(-1) -> P -> R",
                 LayerPlacement.Replicated => "Replicated      weight and bias R (same values on every rank)",
+                LayerPlacement.Vocab => "VocabParallel   weight [num_embeddings/tp, dim] S(0); ids R -> P -> all-reduce -> R",
                 _ => "replicated      (no attribute) weight and bias R (same values on every rank)",
             };
 
@@ -87,6 +88,7 @@ namespace ModelParallel.Generators
 
             private static (string Parameter, string Placement)[] Parameters(LayerPlacement placement, int chunks) => placement switch
             {
+                LayerPlacement.Vocab => new[] { ("weight", "Shard(0)") },
                 LayerPlacement.Column when chunks > 1 => new[] { ("weight", $"Shard(0, {chunks})"), ("bias", $"Shard(0, {chunks})") },
                 LayerPlacement.Column => new[] { ("weight", "Shard(0)"), ("bias", "Shard(0)") },
                 LayerPlacement.Row => new[] { ("weight", "Shard(1)"), ("bias", "Replicate") },
@@ -125,6 +127,21 @@ namespace ModelParallel.Generators
                 var attribute = $"[global::System.Runtime.CompilerServices.InterceptsLocation({site.Version}, \"{site.Data}\")]";
                 switch (site.Kind)
                 {
+                    case InterceptionKind.Factory when site.Placement == LayerPlacement.Vocab:
+                    {
+                        var rest = site.Parameters.Skip(1).Select(p => p.Name == "device" ? DeviceFor(site.Role, p.Name) : p.Name);
+                        w.Line($"// {site.Field} = torch.nn.Embedding(...) at {site.Where}: build the VocabParallel shard: rows [num_embeddings/tp, dim] S(0){StageNote(site.Role)}");
+                        w.Line(attribute);
+                        w.Line($"internal static {site.ReturnType} Create_{site.Field}_{index}({parameters})");
+                        w.Line($"    => global::TorchSharp.torch.nn.Embedding(global::ModelParallel.Layers.VocabParallel.LocalRows(\"{layer}\", {site.Parameters[0].Name}), {string.Join(", ", rest)});");
+                        return;
+                    }
+                    case InterceptionKind.VocabLoss:
+                        w.Line($"// cross_entropy(...) at {site.Where}: the logits are sharded on the vocabulary (S(-1)): max, sum of exp and target logit all-reduced over tp; never gathered");
+                        w.Line(attribute);
+                        w.Line($"internal static {site.ReturnType} CrossEntropy_{index}({parameters})");
+                        w.Line($"    => global::ModelParallel.Layers.VocabParallel.CrossEntropy(\"{layer} at {site.Where}\", {arguments});");
+                        return;
                     case InterceptionKind.Factory:
                     {
                         var (comment, factory) = site.Placement switch
@@ -175,6 +192,7 @@ namespace ModelParallel.Generators
                 }
                 var (forwardComment, method) = (site.Placement, site.Target) switch
                 {
+                    (LayerPlacement.Vocab, _) => ("ids R -> rows of this rank's vocabulary range, zeros elsewhere (P) -> all-reduce (g) -> R", "__vocab"),
                     (LayerPlacement.Column, "gather") => ("the input arrives S(-1) from another ColumnParallel layer: all-gather (backward: slice), then f and the local shard: R -> S(-1)", "ColumnForwardGathered"),
                     (LayerPlacement.Row, "partial") => ("the local shard S(-1) -> P, left a partial sum (ReduceOutput = false; bias on tp rank 0 only): the generator reduces it where forward needs it whole", "RowForwardPartial"),
                     (LayerPlacement.Column, "reduce") => ("the input arrives as a partial sum: all-reduce it (P -> R; backward identity), then f and the local shard: R -> S(-1)", "ColumnForwardReduced"),
@@ -187,9 +205,11 @@ namespace ModelParallel.Generators
                 w.Line($"// {site.Field}.forward(...) at {site.Where}: {forwardComment}{StageNote(site.Role)}");
                 w.Line(attribute);
                 w.Line($"internal static {site.ReturnType} Forward_{site.Field}_{index}(this {site.ReceiverType} self, {parameters})");
+                var runtime = method == "__vocab" ? "global::ModelParallel.Layers.VocabParallel" : Runtime;
+                if (method == "__vocab") method = "EmbeddingForward";
                 w.Line(site.Role is null
-                    ? $"    => {Runtime}.{method}(\"{layer}\", self, {arguments});"
-                    : $"    => {Pipeline}.PipelineRun.Runs(\"{layer}\", {Pipeline}.PipelineRole.{site.Role}) ? {Runtime}.{method}(\"{layer}\", self, {arguments}) : {input};");
+                    ? $"    => {runtime}.{method}(\"{layer}\", self, {arguments});"
+                    : $"    => {Pipeline}.PipelineRun.Runs(\"{layer}\", {Pipeline}.PipelineRole.{site.Role}) ? {runtime}.{method}(\"{layer}\", self, {arguments}) : {input};");
             }
 
             private const string Pipeline = "global::ModelParallel.Pipelining";

@@ -118,7 +118,7 @@ namespace ModelParallel.Generators
 
                 if (method.IsStatic && !method.IsGenericMethod && method.ContainingType.ToDisplayString() == NnType
                     && DerivesFrom(method.ReturnType, ModuleType) && method.Parameters.Any(p => p.Name == "device")
-                    && AssignedAnyField(type, invocation) is { } built && !(IsLinearFactory(method) && layers.ContainsKey(built.Name)))
+                    && AssignedAnyField(type, invocation) is { } built && !((IsLinearFactory(method) || method.Name == "Embedding") && layers.ContainsKey(built.Name)))
                 {
                     if (Intercept(InterceptionKind.LayerFactory, new LayerSpec(built.Name, LayerPlacement.Default), method, call, model, cancellationToken) is { } factory)
                         interceptions.Add(factory with { Role = stages.RoleOf(built), Target = $"global::TorchSharp.torch.nn.{method.Name}" });

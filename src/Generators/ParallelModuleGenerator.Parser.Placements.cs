@@ -17,14 +17,18 @@ namespace ModelParallel.Generators
             /// <summary>The placement of a tensor value over tp: R, S(dim) with dim counted from the end, or P.</summary>
             private readonly struct Value
             {
-                public Value(char kind, int dim = 0, int? rank = null, string? origin = null, bool array = false)
+                public Value(char kind, int dim = 0, int? rank = null, string? origin = null, bool array = false, string? size = null)
                 {
                     Kind = kind;
                     Dim = dim;
                     Rank = rank;
                     Origin = origin;
                     IsArray = array;
+                    Size = size;
                 }
+
+                /// <summary>The logical size of the sharded dimension as written in the source (a ColumnParallel layer's out_features), when known.</summary>
+                public string? Size { get; }
 
                 /// <summary>'-' not a tensor, 'R', 'S' or 'P'.</summary>
                 public char Kind { get; }
@@ -47,7 +51,7 @@ namespace ModelParallel.Generators
 
                 public static Value Replicated(int? rank = null) => new('R', 0, rank);
 
-                public Value With(int? rank) => new(Kind, Dim, rank, Kind == 'P' ? Origin : null, IsArray);
+                public Value With(int? rank) => new(Kind, Dim, rank, Kind == 'P' ? Origin : null, IsArray, Size);
 
                 public override string ToString() => Kind switch { 'S' => $"S({Dim})", 'P' => "P", 'R' => "R", _ => "not a tensor" };
             }
@@ -68,7 +72,7 @@ namespace ModelParallel.Generators
                 List<DiagnosticInfo> diagnostics, CancellationToken cancellationToken)
             {
                 var facts = new PlacementFacts();
-                var forward = type.GetMembers("forward").OfType<IMethodSymbol>().FirstOrDefault(m => m.Parameters.Length == 1 && !m.IsStatic);
+                var forward = type.GetMembers("forward").OfType<IMethodSymbol>().FirstOrDefault(m => m.Parameters.Length >= 1 && !m.IsStatic);
                 if (forward?.DeclaringSyntaxReferences.FirstOrDefault()?.GetSyntax(cancellationToken) is not MethodDeclarationSyntax declaration) return facts;
                 var model = compilation.GetSemanticModel(declaration.SyntaxTree);
                 if (model.GetOperation(declaration, cancellationToken) is not IMethodBodyOperation body || (body.BlockBody ?? body.ExpressionBody) is not { } block)
@@ -225,7 +229,10 @@ namespace ModelParallel.Generators
                                 Report(DiagnosticDescriptors.ColumnAfterColumnId, call.Syntax, layer.Field, input.Origin ?? "an earlier layer");
                             }
                             else if (input.Kind != 'R') return Unsupported(call, input, $"ColumnParallel '{layer.Field}' needs its whole input (R)");
-                            return new Value('S', -1, input.Rank, layer.Field);
+                            return new Value('S', -1, input.Rank, layer.Field, size: layer.Out);
+                        case LayerPlacement.Vocab:
+                            if (input.Kind != 'R') return Unsupported(call, input, $"VocabParallel '{layer.Field}' needs whole (R) ids");
+                            return Value.Replicated(input.Rank is { } r ? r + 1 : null);
                         case LayerPlacement.Row:
                             if (input.Kind == 'R')
                             {
@@ -278,10 +285,11 @@ namespace ModelParallel.Generators
                                 return Unsupported(call, self, $"'{name}' of a sharded value needs its sizes written out, so the generator can tell which one carries the shard");
                             // With the rank known, the shard follows the major factor of its group; a value straight from the
                             // module's input has no known rank, and a view of it splits its last dimension into (heads, head size).
-                            int dim = self.Rank is { } before ? ShiftFromEnd(self.Dim, before, rank) : self.Dim == -1 ? -2 : self.Dim;
+                            int dim = KeepsLastDimension(call, self) ? -1
+                                : self.Rank is { } before ? ShiftFromEnd(self.Dim, before, rank) : self.Dim == -1 ? -2 : self.Dim;
                             facts.Sites[call.Syntax] = (name == "view" ? "View:" : "Reshape:") + dim;
                             CheckViewDivisible(call, rank + dim);
-                            return new Value('S', dim, rank);
+                            return new Value('S', dim, rank, size: dim == -1 ? self.Size : null);
                         }
                         case "transpose" or "swapaxes" or "swapdims":
                         {
@@ -362,6 +370,14 @@ namespace ModelParallel.Generators
                             }
                             return first.With(first.Rank);
                         }
+                        case "cross_entropy" when first.Kind == 'S':
+                            if (first.Dim != -1)
+                            {
+                                Report(DiagnosticDescriptors.ShardedReductionId, call.Syntax, Text(call), "computes cross-entropy", first.Dim.ToString(), first.ToString());
+                                return Value.Replicated();
+                            }
+                            facts.Sites[call.Syntax] = "VocabCrossEntropy";
+                            return Value.Replicated(0);
                         case "layer_norm" or "rms_norm":
                             if (first.IsSharded && first.Dim == -1)
                             {
@@ -390,6 +406,15 @@ namespace ModelParallel.Generators
                             return Default(call.Type);
                     }
                 }
+
+                /// <summary>
+                /// A view whose last size is written exactly as the sharded dimension's own size (for example
+                /// <c>logits.view(-1, vocab)</c> after a head built with <c>vocab</c> outputs) keeps the shard on the last
+                /// dimension: the leading dimensions were merged or split, not the sharded one.
+                /// </summary>
+                private static bool KeepsLastDimension(IInvocationOperation call, Value self) =>
+                    self.Dim == -1 && self.Size is { } size && call.Arguments.FirstOrDefault()?.Value is IArrayCreationOperation { Initializer: { } initializer }
+                    && initializer.ElementValues.Length > 0 && Strip(initializer.ElementValues[initializer.ElementValues.Length - 1])?.Syntax.ToString() == size;
 
                 /// <summary>MP0010: the size written at the view's shard position, when constant, must divide by every declared tp.</summary>
                 private void CheckViewDivisible(IInvocationOperation call, int index)

@@ -16,6 +16,7 @@ namespace ModelParallel.Generators
         internal static partial class Parser
         {
             private const string LinearType = "TorchSharp.Modules.Linear";
+            private const string EmbeddingType = "TorchSharp.Modules.Embedding";
             private const string NnType = "TorchSharp.torch.nn";
 
             private static readonly SymbolDisplayFormat TypeFormat = SymbolDisplayFormat.FullyQualifiedFormat
@@ -26,6 +27,7 @@ namespace ModelParallel.Generators
                 ("ModelParallel.ColumnParallelAttribute", "ColumnParallel", LayerPlacement.Column),
                 ("ModelParallel.RowParallelAttribute", "RowParallel", LayerPlacement.Row),
                 ("ModelParallel.ReplicatedAttribute", "Replicated", LayerPlacement.Replicated),
+                ("ModelParallel.VocabParallelAttribute", "VocabParallel", LayerPlacement.Vocab),
             };
 
             public static ModuleSpec Parse(GeneratorAttributeSyntaxContext syntax, CancellationToken cancellationToken) =>
@@ -59,6 +61,7 @@ namespace ModelParallel.Generators
                 var layers = ReadLayers(type, diagnostics);
                 var stages = ReadStages(type, diagnostics);
                 var sizes = DeclaredSizes(type);
+                ReadFactorySizes(type, layers, compilation, cancellationToken);
                 var facts = AnalyzePlacements(type, layers, sizes, compilation, diagnostics, cancellationToken);
                 foreach (var pair in facts.Chunks)
                     if (layers.TryGetValue(pair.Key, out var chunked)) layers[pair.Key] = chunked with { Chunks = pair.Value };
@@ -74,7 +77,12 @@ namespace ModelParallel.Generators
                         switch (model.GetOperation(node, cancellationToken))
                         {
                             case IInvocationOperation invocation when node is InvocationExpressionSyntax call:
-                                if (facts.Sites.TryGetValue(call, out var site) && (site.StartsWith("View:") || site.StartsWith("Reshape:")))
+                                if (facts.Sites.TryGetValue(call, out var loss) && loss == "VocabCrossEntropy")
+                                {
+                                    if (Intercept(InterceptionKind.VocabLoss, new LayerSpec("forward", LayerPlacement.Default), invocation.TargetMethod, call, model, cancellationToken) is { } vocab)
+                                        interceptions.Add(vocab);
+                                }
+                                else if (facts.Sites.TryGetValue(call, out var site) && (site.StartsWith("View:") || site.StartsWith("Reshape:")))
                                 {
                                     if (Intercept(InterceptionKind.ShardedView, new LayerSpec("forward", LayerPlacement.Default), invocation.TargetMethod, call, model, cancellationToken) is { } view)
                                         interceptions.Add(view with { Target = site });
@@ -121,7 +129,13 @@ namespace ModelParallel.Generators
                         }
                     }
                     bool isLinear = field.Type.ToDisplayString() == LinearType;
-                    if (found.Count > 0 && !isLinear)
+                    bool isEmbedding = field.Type.ToDisplayString() == EmbeddingType;
+                    if (found.Count == 1 && found[0].Placement == LayerPlacement.Vocab && isEmbedding)
+                    {
+                        layers[field.Name] = new LayerSpec(field.Name, LayerPlacement.Vocab, HasBias: false);
+                        continue;
+                    }
+                    if (found.Count > 0 && (!isLinear || found.Any(f => f.Placement == LayerPlacement.Vocab)))
                     {
                         var at = found[0].Data.ApplicationSyntaxReference?.GetSyntax().GetLocation() ?? field.Locations.FirstOrDefault();
                         diagnostics.Add(Diagnostic(DiagnosticDescriptors.UnsupportedLayerId, at, found[0].Short, field.Name, field.Type.ToDisplayString()));
@@ -145,21 +159,10 @@ namespace ModelParallel.Generators
                 List<DiagnosticInfo> diagnostics, CancellationToken cancellationToken)
             {
                 var method = invocation.TargetMethod;
-                if (method.IsStatic && method.Name == "Linear" && method.ContainingType.ToDisplayString() == NnType
+                if (method.IsStatic && (method.Name == "Linear" || method.Name == "Embedding") && method.ContainingType.ToDisplayString() == NnType
                     && method.Parameters.Length > 0 && method.Parameters[0].Type.SpecialType == SpecialType.System_Int64
-                    && AssignedField(type, layers, invocation) is { } built)
+                    && AssignedField(type, layers, invocation) is { } built && (built.Placement == LayerPlacement.Vocab) == (method.Name == "Embedding"))
                 {
-                    if (call.ArgumentList.Arguments.Count >= 2)
-                    {
-                        // For the partition report: the sizes as written, and whether a bias is built (hasBias: false as a constant).
-                        var hasBias = invocation.Arguments.FirstOrDefault(a => a.Parameter?.Name == "hasBias")?.Value.ConstantValue;
-                        layers[built.Field] = built = built with
-                        {
-                            In = call.ArgumentList.Arguments[0].Expression.ToString(),
-                            Out = call.ArgumentList.Arguments[1].Expression.ToString(),
-                            HasBias = !(hasBias is { HasValue: true, Value: false }),
-                        };
-                    }
                     CheckDivisible(type, built, invocation, sizes, diagnostics);
                     if (Intercept(InterceptionKind.Factory, built, method, call, model, cancellationToken) is { } factory)
                     {
@@ -170,7 +173,7 @@ namespace ModelParallel.Generators
                 }
 
                 if (LayerField(type, layers, invocation.Instance) is not { } layer) return;
-                if (method.Name == "forward" && method.Parameters.Length == 1 && method.ContainingType.ToDisplayString() == LinearType)
+                if (method.Name == "forward" && method.Parameters.Length == 1 && method.ContainingType.ToDisplayString() is LinearType or EmbeddingType)
                 {
                     if (Intercept(InterceptionKind.Forward, layer, method, call, model, cancellationToken) is { } forward)
                         interceptions.Add(forward with { Role = stages.RoleOf(layer.Field), Target = facts.Sites.TryGetValue(call, out var variant) ? variant : null });
@@ -179,6 +182,32 @@ namespace ModelParallel.Generators
                 {
                     diagnostics.Add(Diagnostic(DiagnosticDescriptors.BypassedPartitionId, call.GetLocation(),
                         layer.Field, "invoked through 'call'", PlacementName(layer.Placement)));
+                }
+            }
+
+            /// <summary>
+            /// The sizes each layer field is built with, as written (for the partition report and the placement walk),
+            /// and whether a Linear has a bias (hasBias: false as a constant).
+            /// </summary>
+            private static void ReadFactorySizes(INamedTypeSymbol type, Dictionary<string, LayerSpec> layers, Compilation compilation, CancellationToken cancellationToken)
+            {
+                foreach (var reference in type.DeclaringSyntaxReferences)
+                {
+                    var declaration = reference.GetSyntax(cancellationToken);
+                    var model = compilation.GetSemanticModel(declaration.SyntaxTree);
+                    foreach (var call in declaration.DescendantNodes(n => n == declaration || n is not TypeDeclarationSyntax).OfType<InvocationExpressionSyntax>())
+                    {
+                        if (call.ArgumentList.Arguments.Count < 2 || model.GetOperation(call, cancellationToken) is not IInvocationOperation invocation) continue;
+                        if (invocation.TargetMethod is not { IsStatic: true, Name: "Linear" or "Embedding" } method || method.ContainingType.ToDisplayString() != NnType) continue;
+                        if (AssignedField(type, layers, invocation) is not { } built) continue;
+                        var hasBias = invocation.Arguments.FirstOrDefault(a => a.Parameter?.Name == "hasBias")?.Value.ConstantValue;
+                        layers[built.Field] = built with
+                        {
+                            In = call.ArgumentList.Arguments[0].Expression.ToString(),
+                            Out = call.ArgumentList.Arguments[1].Expression.ToString(),
+                            HasBias = method.Name == "Linear" && !(hasBias is { HasValue: true, Value: false }),
+                        };
+                    }
                 }
             }
 
@@ -244,7 +273,7 @@ namespace ModelParallel.Generators
             private static LayerSpec? PartitionedField(INamedTypeSymbol type, Dictionary<string, LayerSpec> layers, IOperation? instance) =>
                 LayerField(type, layers, instance) is { } layer && IsPartitioned(layer) ? layer : null;
 
-            private static bool IsPartitioned(LayerSpec layer) => layer.Placement is LayerPlacement.Column or LayerPlacement.Row;
+            private static bool IsPartitioned(LayerSpec layer) => layer.Placement is LayerPlacement.Column or LayerPlacement.Row or LayerPlacement.Vocab;
 
             private static bool IsConstructor(IOperation operation)
             {
@@ -279,6 +308,7 @@ namespace ModelParallel.Generators
                 LayerPlacement.Column => "ColumnParallel",
                 LayerPlacement.Row => "RowParallel",
                 LayerPlacement.Replicated => "Replicated",
+                LayerPlacement.Vocab => "VocabParallel",
                 _ => "replicated (default)",
             };
 

@@ -37,6 +37,11 @@ namespace ModelParallel.Generators
                 yield return "|---|---|---|---|";
                 foreach (var layer in module.Layers)
                 {
+                    if (layer.Placement == LayerPlacement.Vocab)
+                    {
+                        yield return $"| {layer.Field}.weight | [{layer.In}, {layer.Out}] | S(0) | [{Group(layer.In)} / tp, {layer.Out}] |";
+                        continue;
+                    }
                     var (weight, bias) = layer.Placement switch
                     {
                         LayerPlacement.Column => (layer.Chunks > 1 ? $"S(0) in {layer.Chunks} blocks" : "S(0)", layer.Chunks > 1 ? $"S(0) in {layer.Chunks} blocks" : "S(0)"),
@@ -64,7 +69,7 @@ namespace ModelParallel.Generators
                     foreach (var value in module.Values) yield return $"| {value.Name} | {value.Placement} |";
                     yield return "";
                 }
-                var collectives = Collectives(module).ToList();
+                var collectives = Collectives(module).Concat(LossCollectives(module)).ToList();
                 yield return "## Collectives per training step (tp > 1)";
                 yield return "";
                 yield return "tokens = the product of the input's leading dimensions (batch x sequence). Elements and bytes are per rank, float32.";
@@ -88,14 +93,30 @@ namespace ModelParallel.Generators
                     switch (layer.Placement)
                     {
                         case LayerPlacement.Column:
+                            if (site.Target == "reduce") yield return (site.Field, "all-reduce (inserted: input arrives as a partial sum)", "forward", input);
                             if (site.Target == "gather") yield return (site.Field, "all-gather (inserted: input arrives S(-1))", "forward", input);
                             yield return (site.Field, "all-reduce (f: input gradient)", "backward", input);
+                            break;
+                        case LayerPlacement.Vocab:
+                            yield return (site.Field, "all-reduce (g: looked-up rows)", "forward", $"tokens x {Group(layer.Out)}");
+                            break;
+                        case LayerPlacement.Row when site.Target == "partial":
                             break;
                         case LayerPlacement.Row:
                             yield return (site.Field, "all-reduce (g: output)", "forward", output);
                             if (site.Target == "slice") yield return (site.Field, "all-gather (inserted slice's backward)", "backward", input);
                             break;
                     }
+                }
+            }
+
+            private static IEnumerable<(string Layer, string Collective, string Pass, string Elements)> LossCollectives(ModuleSpec module)
+            {
+                foreach (var _ in module.Interceptions.Where(i => i.Kind == InterceptionKind.VocabLoss))
+                {
+                    yield return ("cross_entropy", "all-reduce (max of the logits, no gradient)", "forward", "tokens");
+                    yield return ("cross_entropy", "all-reduce (sum of exp)", "forward", "tokens");
+                    yield return ("cross_entropy", "all-reduce (target logit)", "forward", "tokens");
                 }
             }
 

@@ -33,6 +33,8 @@ namespace ModelParallel.Generators.Model
         Column,
         /// <summary>[RowParallel]: split on in_features.</summary>
         Row,
+        /// <summary>[VocabParallel]: an Embedding split on its rows (the vocabulary).</summary>
+        Vocab,
     }
 
     /// <summary>A Linear field of the module and its placement.</summary>
@@ -55,6 +57,8 @@ namespace ModelParallel.Generators.Model
         BlockForward,
         /// <summary>A <c>view</c> / <c>reshape</c> of a value sharded over tp: the shard's dimension is divided by tp.</summary>
         ShardedView,
+        /// <summary>A <c>cross_entropy</c> of logits sharded on the vocabulary.</summary>
+        VocabLoss,
     }
 
     /// <summary>One call site the generator intercepts.</summary>

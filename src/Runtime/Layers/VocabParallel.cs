@@ -1,0 +1,87 @@
+using System;
+using ModelParallel.Autograd;
+using ModelParallel.Communication;
+using TorchSharp;
+using TorchSharp.Modules;
+
+namespace ModelParallel.Layers
+{
+    /// <summary>
+    /// What the generated interceptors call for a [VocabParallel] Embedding and for cross-entropy over logits sharded
+    /// on the vocabulary (the output of a ColumnParallel head). Outside Parallel.Run, or at tp = 1, the plain calls.
+    /// </summary>
+    public static class VocabParallel
+    {
+        /// <summary>The rows this rank builds: num_embeddings / tp (which must divide).</summary>
+        public static long LocalRows(string layer, long numEmbeddings)
+        {
+            var context = RankContext.Current;
+            if (context is null || context.Mesh.Tp == 1) return numEmbeddings;
+            if (numEmbeddings % context.Mesh.Tp != 0)
+                throw new ArgumentException($"Layer '{layer}' (VocabParallel): num_embeddings = {numEmbeddings} is not divisible by tp = {context.Mesh.Tp} ({context.Mesh}).");
+            return numEmbeddings / context.Mesh.Tp;
+        }
+
+        /// <summary>Ids R → this rank's rows for the ids in its range, zeros elsewhere (P) → all-reduce (g) → R.</summary>
+        public static torch.Tensor EmbeddingForward(string layer, Embedding self, torch.Tensor ids)
+        {
+            var context = RankContext.Current;
+            if (context is null || context.Mesh.Tp == 1) return self.forward(ids);
+            context.ThrowIfDeferredFailure();
+            var weight = context.Tapped(self.weight)!;
+            long local = weight.shape[0], start = context.Coordinates.Tp * local;
+            var outside = ids.lt(start).logical_or(ids.ge(start + local));
+            var localIds = (ids - start).masked_fill(outside, 0);
+            var rows = weight.index_select(0, localIds.flatten()).view(Shape(ids, weight.shape[1]));
+            var partial = rows.masked_fill(outside.unsqueeze(-1), 0);
+            return TensorParallel.ReduceFromTensorParallel(partial, context.TensorParallel);
+        }
+
+        /// <summary>
+        /// Cross-entropy of logits [N, vocabulary / tp] sharded on the vocabulary, against whole targets [N]: a max and
+        /// two sums all-reduced over tp (the logits are never gathered). Supports ignore_index and the reductions;
+        /// class weights and label smoothing are not supported with a sharded vocabulary.
+        /// </summary>
+        public static torch.Tensor CrossEntropy(string site, torch.Tensor input, torch.Tensor target, torch.Tensor? weight,
+            long ignore_index, torch.nn.Reduction reduction, double label_smoothing)
+        {
+            var context = RankContext.Current;
+            if (context is null || context.Mesh.Tp == 1)
+                return torch.nn.functional.cross_entropy(input, target, weight, ignore_index, reduction, label_smoothing);
+            if (weight is not null || label_smoothing != 0)
+                throw new NotSupportedException($"{site}: cross-entropy over vocabulary-sharded logits supports neither class weights nor label smoothing ({context.Mesh}).");
+            if (input.dim() != 2)
+                throw new ArgumentException($"{site}: cross-entropy over vocabulary-sharded logits needs them as [tokens, vocabulary]; got [{string.Join(", ", input.shape)}] locally. Flatten them with view(-1, vocabulary).");
+            context.ThrowIfDeferredFailure();
+            var communicator = context.TensorParallel;
+            long local = input.shape[1], start = context.Coordinates.Tp * local;
+            torch.Tensor max;
+            using (torch.no_grad())
+            {
+                max = input.amax(new long[] { -1 }, keepdim: true);
+                communicator.AllReduce(max, ReduceOp.Max);
+            }
+            var shifted = input - max;
+            var sumExp = TensorParallel.ReduceFromTensorParallel(shifted.exp().sum(-1), communicator);
+            var outside = target.lt(start).logical_or(target.ge(start + local));
+            var picked = shifted.gather(-1, (target - start).masked_fill(outside, 0).unsqueeze(-1)).squeeze(-1).masked_fill(outside, 0);
+            var targetLogit = TensorParallel.ReduceFromTensorParallel(picked, communicator);
+            var valid = target.ne(ignore_index);
+            var losses = (sumExp.log() - targetLogit).masked_fill(valid.logical_not(), 0);
+            return reduction switch
+            {
+                torch.nn.Reduction.Mean => losses.sum() / valid.sum().to(losses.dtype),
+                torch.nn.Reduction.Sum => losses.sum(),
+                _ => losses,
+            };
+        }
+
+        private static long[] Shape(torch.Tensor ids, long dimension)
+        {
+            var shape = new long[ids.dim() + 1];
+            for (int d = 0; d < ids.dim(); d++) shape[d] = ids.shape[d];
+            shape[^1] = dimension;
+            return shape;
+        }
+    }
+}
