@@ -136,6 +136,15 @@ namespace ModelParallel.Generators
                         w.Line($"    => global::TorchSharp.torch.nn.Embedding(global::ModelParallel.Layers.VocabParallel.LocalRows(\"{layer}\", {site.Parameters[0].Name}), {string.Join(", ", rest)});");
                         return;
                     }
+                    case InterceptionKind.Dropout:
+                    {
+                        bool sharded = site.Target == "Dropout:true";
+                        w.Line($"// dropout(...) at {site.Where}: the input is {(sharded ? "sharded over tp (S): a random stream per tp rank" : "replicated (R): the same random stream on every tp rank")}");
+                        w.Line(attribute);
+                        w.Line($"internal static {site.ReturnType} Dropout_{index}({parameters})");
+                        w.Line($"    => global::ModelParallel.Layers.ParallelDropout.Dropout(\"{layer} at {site.Where}\", {(sharded ? "true" : "false")}, {arguments});");
+                        return;
+                    }
                     case InterceptionKind.VocabLoss:
                         w.Line($"// cross_entropy(...) at {site.Where}: the logits are sharded on the vocabulary (S(-1)): max, sum of exp and target logit all-reduced over tp; never gathered");
                         w.Line(attribute);

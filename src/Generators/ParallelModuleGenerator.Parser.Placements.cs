@@ -353,6 +353,9 @@ namespace ModelParallel.Generators
                     var first = arguments.FirstOrDefault();
                     switch (name)
                     {
+                        case "dropout" when first.Kind is 'R' or 'S':
+                            facts.Sites[call.Syntax] = first.Kind == 'S' ? "Dropout:true" : "Dropout:false";
+                            return first.With(first.Rank);
                         case "gelu" or "relu" or "silu" or "tanh" or "sigmoid" or "dropout" or "elu" or "leaky_relu" or "mish" or "softplus":
                             if (first.Kind == 'P') return NonLinear(call, first, $"applies {name} to", name == "dropout"
                                 ? "each rank would drop different elements of its summand" : $"{name} of the summands is not {name} of the sum");

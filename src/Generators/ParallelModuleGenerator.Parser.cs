@@ -77,7 +77,12 @@ namespace ModelParallel.Generators
                         switch (model.GetOperation(node, cancellationToken))
                         {
                             case IInvocationOperation invocation when node is InvocationExpressionSyntax call:
-                                if (facts.Sites.TryGetValue(call, out var loss) && loss == "VocabCrossEntropy")
+                                if (facts.Sites.TryGetValue(call, out var dropout) && dropout.StartsWith("Dropout:"))
+                                {
+                                    if (Intercept(InterceptionKind.Dropout, new LayerSpec("forward", LayerPlacement.Default), invocation.TargetMethod, call, model, cancellationToken) is { } drop)
+                                        interceptions.Add(drop with { Target = dropout });
+                                }
+                                else if (facts.Sites.TryGetValue(call, out var loss) && loss == "VocabCrossEntropy")
                                 {
                                     if (Intercept(InterceptionKind.VocabLoss, new LayerSpec("forward", LayerPlacement.Default), invocation.TargetMethod, call, model, cancellationToken) is { } vocab)
                                         interceptions.Add(vocab);

@@ -77,6 +77,30 @@ namespace ModelParallel.Generators.Tests
         }
 
         [Fact]
+        public void DropoutGetsAStreamPerTpRankOnShardedValuesAndASharedOneOnReplicated()
+        {
+            var source = Samples.Usings + """
+                namespace Sample
+                {
+                    [ParallelModule]
+                    public sealed partial class Block : nn.Module<Tensor, Tensor>
+                    {
+                        [ColumnParallel] private readonly Linear up;
+                        [RowParallel] private readonly Linear down;
+                        public Block() : base("Block") { up = nn.Linear(4, 8); down = nn.Linear(8, 4); RegisterComponents(); }
+                        public override Tensor forward(Tensor x)
+                            => nn.functional.dropout(down.forward(nn.functional.dropout(up.forward(x), 0.1, true)), 0.1, true);
+                    }
+                }
+                """;
+            var (result, compilation) = GeneratorHarness.Run(("Block.cs", source));
+            Assert.Empty(compilation.Where(d => d.Severity >= DiagnosticSeverity.Warning));
+            var text = result.GeneratedSources.Single(s => s.HintName.EndsWith(".Partition.g.cs")).SourceText.ToString();
+            Assert.Contains("ParallelDropout.Dropout(\"Sample.Block.forward at Block.cs(14,16)\", false, input, p, training, inplace)", text);
+            Assert.Contains("ParallelDropout.Dropout(\"Sample.Block.forward at Block.cs(14,51)\", true, input, p, training, inplace)", text);
+        }
+
+        [Fact]
         public void NestedAndFieldInitializedModulesAreSupported()
         {
             var source = Samples.Usings + """

@@ -59,6 +59,8 @@ namespace ModelParallel.Generators.Model
         ShardedView,
         /// <summary>A <c>cross_entropy</c> of logits sharded on the vocabulary.</summary>
         VocabLoss,
+        /// <summary>A <c>dropout</c>: one random stream per tp rank on sharded values, one shared stream on replicated ones.</summary>
+        Dropout,
     }
 
     /// <summary>One call site the generator intercepts.</summary>

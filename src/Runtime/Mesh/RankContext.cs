@@ -14,6 +14,7 @@ namespace ModelParallel
     {
         [ThreadStatic] private static RankContext? current;
         private long layerOrdinal;
+        private long dropoutCalls;
         private ExceptionDispatchInfo? deferredFailure;
 
         internal RankContext(MeshShape mesh, int rank, ICommunicator world, ICommunicator dataParallel,
@@ -85,6 +86,9 @@ namespace ModelParallel
         /// so the ordinal names the same layer on every rank.
         /// </summary>
         internal long NextLayerOrdinal() => layerOrdinal++;
+
+        /// <summary>Numbers dropout calls in order; every tp rank runs the same forward, so the numbers agree.</summary>
+        internal long NextDropoutCall() => dropoutCalls++;
 
         /// <summary>
         /// Records an exception thrown inside a backward collective. Exceptions cannot cross TorchSharp's

@@ -130,3 +130,30 @@ namespace ModelParallel.Tests.Models
         }
     }
 }
+
+namespace ModelParallel.Tests.Models
+{
+    /// <summary>An MLP with dropout on its sharded hidden activation and on its replicated output.</summary>
+    [ParallelModule]
+    public sealed partial class DropoutMlp : nn.Module<Tensor, Tensor>
+    {
+        [ColumnParallel] private readonly Linear up;
+        [RowParallel] private readonly Linear down;
+        private readonly bool shardedDropout;
+
+        public DropoutMlp(long width, bool shardedDropout) : base(nameof(DropoutMlp))
+        {
+            up = nn.Linear(width, 2 * width);
+            down = nn.Linear(2 * width, width);
+            this.shardedDropout = shardedDropout;
+            RegisterComponents();
+        }
+
+        public override Tensor forward(Tensor x)
+        {
+            var hidden = nn.functional.gelu(up.forward(x));
+            if (shardedDropout) hidden = nn.functional.dropout(hidden, 0.5, true);
+            return nn.functional.dropout(down.forward(hidden), 0.5, true);
+        }
+    }
+}
