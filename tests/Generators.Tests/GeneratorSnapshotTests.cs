@@ -96,8 +96,12 @@ namespace ModelParallel.Generators.Tests
             var (result, compilation) = GeneratorHarness.Run(("Block.cs", source));
             Assert.Empty(compilation.Where(d => d.Severity >= DiagnosticSeverity.Warning));
             var text = result.GeneratedSources.Single(s => s.HintName.EndsWith(".Partition.g.cs")).SourceText.ToString();
-            Assert.Contains("ParallelDropout.Dropout(\"Sample.Block.forward at Block.cs(14,16)\", false, input, p, training, inplace)", text);
-            Assert.Contains("ParallelDropout.Dropout(\"Sample.Block.forward at Block.cs(14,51)\", true, input, p, training, inplace)", text);
+            // Where each call is, computed from the source: the outer dropout (of down's replicated output) and the inner one (of up's sharded output).
+            var line = source.Split('\n')[13];
+            int outer = line.IndexOf("nn.functional.dropout(down", System.StringComparison.Ordinal) + 1;
+            int inner = line.IndexOf("nn.functional.dropout(up", System.StringComparison.Ordinal) + 1;
+            Assert.Contains($"ParallelDropout.Dropout(\"Sample.Block.forward at Block.cs(14,{outer})\", false, input, p, training, inplace)", text);
+            Assert.Contains($"ParallelDropout.Dropout(\"Sample.Block.forward at Block.cs(14,{inner})\", true, input, p, training, inplace)", text);
         }
 
         [Fact]
