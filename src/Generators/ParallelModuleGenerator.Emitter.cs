@@ -203,6 +203,7 @@ namespace ModelParallel.Generators
                 {
                     (LayerPlacement.Vocab, _) => ("ids R -> rows of this rank's vocabulary range, zeros elsewhere (P) -> all-reduce (g) -> R", "__vocab"),
                     (LayerPlacement.Column, "gather") => ("the input arrives S(-1) from another ColumnParallel layer: all-gather (backward: slice), then f and the local shard: R -> S(-1)", "ColumnForwardGathered"),
+                    (LayerPlacement.Row, "reduce-scatter") => ("the input arrives as a partial sum: reduce-scatter it (P -> S(-1); backward all-gather), then the local shard, g and the bias once: P -> R", "RowForwardReduceScattered"),
                     (LayerPlacement.Row, "partial") => ("the local shard S(-1) -> P, left a partial sum (ReduceOutput = false; bias on tp rank 0 only): the generator reduces it where forward needs it whole", "RowForwardPartial"),
                     (LayerPlacement.Column, "reduce") => ("the input arrives as a partial sum: all-reduce it (P -> R; backward identity), then f and the local shard: R -> S(-1)", "ColumnForwardReduced"),
                     (_, "reduce") => ("the input arrives as a partial sum: all-reduce it (P -> R; backward identity), then the replicated layer", "ReplicatedForwardReduced"),

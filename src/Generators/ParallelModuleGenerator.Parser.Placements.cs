@@ -213,6 +213,13 @@ namespace ModelParallel.Generators
 
                 private Value LinearForward(IInvocationOperation call, LayerSpec layer, Value input)
                 {
+                    if (input.Kind == 'P' && layer.Placement == LayerPlacement.Row)
+                    {
+                        facts.Sites[call.Syntax] = "reduce-scatter";
+                        Report(DiagnosticDescriptors.ReshardInsertedId, call.Syntax, Text(call), "a reduce-scatter (P -> S(-1))",
+                            $"the partial sum from '{input.Origin}' entering RowParallel '{layer.Field}'", $"tokens x {layer.In} / tp elements per rank, forward; an all-gather of the gradient backward");
+                        input = new Value('S', -1, input.Rank);
+                    }
                     if (input.Kind == 'P' && layer.Placement != LayerPlacement.Row)
                     {
                         facts.Sites[call.Syntax] = "reduce";
@@ -302,6 +309,15 @@ namespace ModelParallel.Generators
                             if (na >= 0 || nb >= 0) return Unsupported(call, self, "the value's number of dimensions is not known here; use negative dimensions");
                             int d = self.Dim == na ? nb : self.Dim == nb ? na : self.Dim;
                             return new Value('S', d, rank);
+                        }
+                        case "permute" when self.Kind == 'S':
+                        {
+                            var order = ParamsConstants(call);
+                            if (order is null || self.Rank is not { } rank || order.Length != rank)
+                                return Unsupported(call, self, "permute of a sharded value needs constant dimensions and a known number of dimensions");
+                            int from = rank + self.Dim, to = System.Array.IndexOf(order, from) >= 0 ? System.Array.IndexOf(order, from) : System.Array.IndexOf(order, self.Dim);
+                            if (to < 0) return Unsupported(call, self, "permute does not name the sharded dimension");
+                            return new Value('S', to - rank, rank);
                         }
                         case "contiguous" or "clone" or "detach" or "to" or "type_as" or "alias" or "requires_grad_" or "float" or "half" or "bfloat16" or "neg":
                             return Keep(self);
@@ -403,6 +419,19 @@ namespace ModelParallel.Generators
                         }
                         case "matmul" or "bmm":
                             return MatMul(call, first, arguments.ElementAtOrDefault(1));
+                        case "cat" or "concat" or "concatenate":
+                        {
+                            var parts = call.Arguments.FirstOrDefault()?.Value is IArrayCreationOperation { Initializer: { } parts0 } ? parts0.ElementValues.Select(Eval).ToList() : null;
+                            if (parts is null) return first.Kind is 'S' or 'P' ? Unsupported(call, first, "cat of a sharded array needs its parts written out") : Default(call.Type);
+                            if (parts.All(v => v.Kind == 'R')) return Value.Replicated(parts[0].Rank);
+                            var dim = Constant(call, 1) ?? 0;
+                            var shard = parts.First(v => v.Kind != 'R');
+                            if (shard.Kind != 'S' || parts.Any(v => v.ToString() != shard.ToString()))
+                                return Unsupported(call, shard, "cat needs every part placed alike");
+                            if (Normalize(dim, shard.Rank) == shard.Dim)
+                                return Unsupported(call, shard, "cat along the sharded dimension would interleave the ranks' slices");
+                            return shard.With(shard.Rank);
+                        }
                         default:
                             if (arguments.FirstOrDefault(a => a.Kind is 'S' or 'P') is { Kind: 'S' or 'P' } sharded)
                                 return Unsupported(call, sharded, $"'{name}' has no placement rule");
@@ -517,6 +546,19 @@ namespace ModelParallel.Generators
                     if (argument is { ArgumentKind: ArgumentKind.ParamArray, Value: IArrayCreationOperation { Initializer: { } initializer } })
                         return initializer.ElementValues.Length;
                     return null;
+                }
+
+                /// <summary>The constant values of a params-array call such as permute(0, 2, 1, 3), when all are constants.</summary>
+                private static int[]? ParamsConstants(IInvocationOperation call)
+                {
+                    if (call.Arguments.FirstOrDefault()?.Value is not IArrayCreationOperation { Initializer: { } initializer }) return null;
+                    var values = new List<int>();
+                    foreach (var element in initializer.ElementValues)
+                    {
+                        if (element.ConstantValue is not { HasValue: true, Value: { } v } || !long.TryParse(v.ToString(), out long n)) return null;
+                        values.Add((int)n);
+                    }
+                    return values.ToArray();
                 }
 
                 /// <summary>The constant integer value of the call's argument at <paramref name="index"/>, if it is one.</summary>

@@ -102,6 +102,11 @@ namespace ModelParallel.Generators
                             break;
                         case LayerPlacement.Row when site.Target == "partial":
                             break;
+                        case LayerPlacement.Row when site.Target == "reduce-scatter":
+                            yield return (site.Field, "reduce-scatter (inserted: input arrives as a partial sum)", "forward", $"tokens x {Group(layer.In)}");
+                            yield return (site.Field, "all-gather (the reduce-scatter's backward)", "backward", $"tokens x {Group(layer.In)}");
+                            yield return (site.Field, "all-reduce (g: output)", "forward", output);
+                            break;
                         case LayerPlacement.Row:
                             yield return (site.Field, "all-reduce (g: output)", "forward", output);
                             if (site.Target == "slice") yield return (site.Field, "all-gather (inserted slice's backward)", "backward", input);

@@ -105,6 +105,37 @@ namespace ModelParallel.Generators.Tests
         }
 
         [Fact]
+        public void PermuteAndCatFollowTheShard()
+        {
+            var source = Samples.Usings + """
+                namespace Sample
+                {
+                    [ParallelModule]
+                    public sealed partial class Block : nn.Module<Tensor, Tensor>
+                    {
+                        [ColumnParallel] private readonly Linear q;
+                        [ColumnParallel] private readonly Linear k;
+                        [RowParallel] private readonly Linear o;
+                        public Block() : base("Block") { q = nn.Linear(8, 8); k = nn.Linear(8, 8); o = nn.Linear(16, 8); RegisterComponents(); }
+                        public override Tensor forward(Tensor x)
+                        {
+                            var heads = q.forward(x).view(2, 3, 4, 2).permute(0, 2, 1, 3);
+                            var back = heads.permute(0, 2, 1, 3).reshape(2, 3, 8);
+                            var both = torch.cat(new[] { back, k.forward(x) }, 1);
+                            return o.forward(torch.cat(new[] { both, both }, -1));
+                        }
+                    }
+                }
+                """;
+            var diagnostics = GeneratorHarness.Analyze(("Block.cs", source));
+            // cat along the sharded last dimension is refused; everything before it is followed.
+            var diagnostic = Assert.Single(diagnostics);
+            Assert.Equal("MP0014", diagnostic.Id);
+            Assert.Contains("cat along the sharded dimension would interleave the ranks' slices", diagnostic.GetMessage());
+            Assert.Contains("torch.cat(new[] { both, both }, -1)", diagnostic.GetMessage());
+        }
+
+        [Fact]
         public void NestedAndFieldInitializedModulesAreSupported()
         {
             var source = Samples.Usings + """

@@ -31,6 +31,12 @@ namespace ModelParallel.Tests
         public void PartialSumsAddedThenReducedOnceMatchOneDevice(int tp) =>
             Check(tp, () => new PlainTwoBranches(Width), () => new TwoBranches(Width), Width);
 
+        [Theory]
+        [InlineData(2)]
+        [InlineData(4)]
+        public void APartialSumReduceScatteredIntoARowLayerMatchesOneDevice(int tp) =>
+            Check(tp, () => new PlainPartialIntoRow(Width), () => new PartialIntoRow(Width), Width);
+
         [Fact]
         public void PartialSumsAreReducedOnceWhereNeeded()
         {

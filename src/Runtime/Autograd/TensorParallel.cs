@@ -22,6 +22,10 @@ namespace ModelParallel.Autograd
         public static torch.Tensor GatherFromTensorParallel(torch.Tensor input, ICommunicator communicator, long dim) =>
             communicator.Size == 1 ? input : Autograd.GatherFromTensorParallel.apply(input, communicator, dim);
 
+        /// <summary>P → S(dim): reduce-scatter forward, all-gather backward.</summary>
+        public static torch.Tensor ReduceScatterToTensorParallel(torch.Tensor input, ICommunicator communicator, long dim) =>
+            communicator.Size == 1 ? input : Autograd.ReduceScatterToTensorParallel.apply(input, communicator, dim);
+
         /// <summary>R → S(dim): local slice forward (free), all-gather backward.</summary>
         public static torch.Tensor ScatterToTensorParallel(torch.Tensor input, ICommunicator communicator, long dim)
         {

@@ -115,6 +115,17 @@ namespace ModelParallel.Layers
             return self.bias is null ? partial : partial + AddOnceToPartialSum.apply(context.Tapped(self.bias)!, context.Coordinates.Tp == 0);
         }
 
+        /// <summary>
+        /// A RowParallel layer fed a partial sum: reduce-scatter it onto the last dimension (P → S(-1); backward
+        /// all-gather), the cheapest way to the input placement the layer needs, then <see cref="RowForward"/>.
+        /// </summary>
+        public static torch.Tensor RowForwardReduceScattered(string layer, Linear self, torch.Tensor input)
+        {
+            var context = RankContext.Current;
+            if (context is null || context.Mesh.Tp == 1) return RowForward(layer, self, input);
+            return RowForward(layer, self, TensorParallel.ReduceScatterToTensorParallel(input, context.TensorParallel, -1));
+        }
+
         /// <summary>A ColumnParallel layer fed a partial sum: reduce it (g: all-reduce forward, identity backward), then <see cref="ColumnForward"/>.</summary>
         public static torch.Tensor ColumnForwardReduced(string layer, Linear self, torch.Tensor input)
         {

@@ -157,3 +157,41 @@ namespace ModelParallel.Tests.Models
         }
     }
 }
+
+namespace ModelParallel.Tests.Models
+{
+    /// <summary>A partial sum fed to a RowParallel layer: the generator reduce-scatters it onto the last dimension.</summary>
+    [ParallelModule]
+    public sealed partial class PartialIntoRow : nn.Module<Tensor, Tensor>
+    {
+        [ColumnParallel] private readonly Linear a;
+        [RowParallel(ReduceOutput = false)] private readonly Linear b;
+        [RowParallel] private readonly Linear c;
+
+        public PartialIntoRow(long width) : base(nameof(PartialIntoRow))
+        {
+            a = nn.Linear(width, 2 * width);
+            b = nn.Linear(2 * width, width);
+            c = nn.Linear(width, width);
+            RegisterComponents();
+        }
+
+        public override Tensor forward(Tensor x) => c.forward(b.forward(nn.functional.gelu(a.forward(x))));
+    }
+
+    /// <summary>The plain form of <see cref="PartialIntoRow"/>.</summary>
+    public sealed class PlainPartialIntoRow : nn.Module<Tensor, Tensor>
+    {
+        private readonly Linear a, b, c;
+
+        public PlainPartialIntoRow(long width) : base(nameof(PlainPartialIntoRow))
+        {
+            a = nn.Linear(width, 2 * width);
+            b = nn.Linear(2 * width, width);
+            c = nn.Linear(width, width);
+            RegisterComponents();
+        }
+
+        public override Tensor forward(Tensor x) => c.forward(b.forward(nn.functional.gelu(a.forward(x))));
+    }
+}
