@@ -33,11 +33,18 @@ namespace ModelParallel.Generators
             public static ModuleSpec Parse(GeneratorAttributeSyntaxContext syntax, CancellationToken cancellationToken) =>
                 Parse((INamedTypeSymbol)syntax.TargetSymbol, syntax.SemanticModel.Compilation, cancellationToken);
 
+            /// <summary>
+            /// Test seam: called before a class is read, so a test can make the parser fail on a class of its choosing and
+            /// check that the failure becomes MP0099 instead of a crash. Null in normal use.
+            /// </summary>
+            internal static System.Action<INamedTypeSymbol>? FailureInjection;
+
             /// <summary>Reads a [ParallelModule] class; shared by the generator and the analyzer. Never throws.</summary>
             public static ModuleSpec Parse(INamedTypeSymbol type, Compilation compilation, CancellationToken cancellationToken)
             {
                 try
                 {
+                    FailureInjection?.Invoke(type);
                     return ParseModule(type, compilation, cancellationToken);
                 }
                 catch (Exception e) when (e is not OperationCanceledException)
