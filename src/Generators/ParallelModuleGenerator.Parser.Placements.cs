@@ -263,6 +263,12 @@ namespace ModelParallel.Generators
                 private Value ModuleForward(IInvocationOperation call, ITypeSymbol module, Value input)
                 {
                     var typeName = module.Name;
+                    if (typeName.Contains("Dropout"))
+                    {
+                        Report(DiagnosticDescriptors.UnsupportedShardedOperationId, call.Syntax, Text(call),
+                            $"on a value placed {input}: a '{typeName}' module draws from torch's global generator, which differs between ranks, so replicas would drop different elements; call nn.functional.dropout(x, p, training) instead, which gets a stream per tp rank on sharded values and a shared one on replicated values");
+                        return input;
+                    }
                     if (input.Kind == 'P') return NonLinear(call, input, $"passes to the '{typeName}' module", $"a module may compute anything of its input, so it needs the whole value; feed the partial sum to a Linear layer first");
                     if (input.Kind == 'R' || input.Kind == '-') return IsTensor(call.Type) ? Value.Replicated(input.Rank) : Value.None;
                     if (typeName.Contains("Norm"))

@@ -295,6 +295,19 @@ namespace ModelParallel.Generators.Tests
             """, "'h + x': on a value placed S(-1): Add of a value placed S(-1) and one placed R; operators cannot be intercepted");
 
         [Fact]
+        public void MP0014_DropoutModuleInsteadOfTheFunctionalForm() => Expect("MP0014", """
+            [ParallelModule]
+            public sealed partial class Block : nn.Module<Tensor, Tensor>
+            {
+                [ColumnParallel] private readonly Linear up;
+                [RowParallel] private readonly Linear down;
+                private readonly Dropout drop;
+                public Block() : base("Block") { up = nn.Linear(4, 8); down = nn.Linear(8, 4); drop = nn.Dropout(0.1); RegisterComponents(); }
+                public override Tensor forward(Tensor x) => [|drop.forward(down.forward(up.forward(x)))|];
+            }
+            """, "a 'Dropout' module draws from torch's global generator, which differs between ranks");
+
+        [Fact]
         public void MP0015_TwoColumnParallelLayersInARow() => Expect("MP0015", """
             [ParallelModule]
             public sealed partial class Block : nn.Module<Tensor, Tensor>
