@@ -140,7 +140,7 @@ namespace ModelParallel.Generators
                 method.Name == "Linear" && method.Parameters.Length > 0 && method.Parameters[0].Type.SpecialType == SpecialType.System_Int64;
 
             /// <summary>Checks that forward chains [FirstStage] layers, one loop over the blocks, then [LastStage] layers; intercepts the block calls.</summary>
-            private static void CheckForward(INamedTypeSymbol type, Stages stages, Compilation compilation, List<InterceptionSpec> interceptions,
+            private static void CheckForward(INamedTypeSymbol type, Stages stages, SemanticModels models, List<InterceptionSpec> interceptions,
                 List<DiagnosticInfo> diagnostics, CancellationToken cancellationToken)
             {
                 if (stages.Field is not { } list) return;
@@ -150,7 +150,7 @@ namespace ModelParallel.Generators
                     diagnostics.Add(Diagnostic(DiagnosticDescriptors.NotSequentialId, type.Locations.FirstOrDefault(), type.Name, type.Name, "declares no forward(x)", list.Name));
                     return;
                 }
-                var model = compilation.GetSemanticModel(declaration.SyntaxTree);
+                var model = models.Of(declaration.SyntaxTree);
                 if (model.GetOperation(declaration, cancellationToken) is not IMethodBodyOperation body || (body.BlockBody ?? body.ExpressionBody) is not { } block) return;
                 var walk = new ForwardWalk(type, stages, list, model, interceptions, diagnostics, cancellationToken);
                 foreach (var statement in block.Operations)

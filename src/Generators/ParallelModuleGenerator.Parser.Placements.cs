@@ -68,13 +68,13 @@ namespace ModelParallel.Generators
             /// Follows the tp placement of every tensor value through forward (locals, expressions, conditionals, loops)
             /// and reports what cannot be partitioned. Returns the call sites the emitter must treat specially.
             /// </summary>
-            private static PlacementFacts AnalyzePlacements(INamedTypeSymbol type, Dictionary<string, LayerSpec> layers, int[] sizes, Compilation compilation,
+            private static PlacementFacts AnalyzePlacements(INamedTypeSymbol type, Dictionary<string, LayerSpec> layers, int[] sizes, SemanticModels models,
                 List<DiagnosticInfo> diagnostics, CancellationToken cancellationToken)
             {
                 var facts = new PlacementFacts();
                 var forward = type.GetMembers("forward").OfType<IMethodSymbol>().FirstOrDefault(m => m.Parameters.Length >= 1 && !m.IsStatic);
                 if (forward?.DeclaringSyntaxReferences.FirstOrDefault()?.GetSyntax(cancellationToken) is not MethodDeclarationSyntax declaration) return facts;
-                var model = compilation.GetSemanticModel(declaration.SyntaxTree);
+                var model = models.Of(declaration.SyntaxTree);
                 if (model.GetOperation(declaration, cancellationToken) is not IMethodBodyOperation body || (body.BlockBody ?? body.ExpressionBody) is not { } block)
                     return facts;
                 new PlacementWalk(type, layers, sizes, facts, diagnostics, cancellationToken).Statement(block);

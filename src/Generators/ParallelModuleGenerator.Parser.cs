@@ -57,6 +57,7 @@ namespace ModelParallel.Generators
 
             private static ModuleSpec ParseModule(INamedTypeSymbol type, Compilation compilation, CancellationToken cancellationToken)
             {
+                var models = new SemanticModels(compilation);
                 var diagnostics = new List<DiagnosticInfo>();
                 for (var t = type; t is not null; t = t.ContainingType)
                 {
@@ -68,8 +69,8 @@ namespace ModelParallel.Generators
                 var layers = ReadLayers(type, diagnostics);
                 var stages = ReadStages(type, diagnostics);
                 var sizes = DeclaredSizes(type);
-                ReadFactorySizes(type, layers, compilation, cancellationToken);
-                var facts = AnalyzePlacements(type, layers, sizes, compilation, diagnostics, cancellationToken);
+                ReadFactorySizes(type, layers, models, cancellationToken);
+                var facts = AnalyzePlacements(type, layers, sizes, models, diagnostics, cancellationToken);
                 foreach (var pair in facts.Chunks)
                     if (layers.TryGetValue(pair.Key, out var chunked)) layers[pair.Key] = chunked with { Chunks = pair.Value };
                 var interceptions = new List<InterceptionSpec>();
@@ -77,10 +78,13 @@ namespace ModelParallel.Generators
                 foreach (var reference in type.DeclaringSyntaxReferences)
                 {
                     var declaration = reference.GetSyntax(cancellationToken);
-                    var model = compilation.GetSemanticModel(declaration.SyntaxTree);
+                    var model = models.Of(declaration.SyntaxTree);
                     foreach (var node in declaration.DescendantNodes(n => n == declaration || n is not TypeDeclarationSyntax))
                     {
                         cancellationToken.ThrowIfCancellationRequested();
+                        // Only calls and method groups matter here; asking for the operation of every node would bind each
+                        // expression again.
+                        if (node is not InvocationExpressionSyntax && !(node is MemberAccessExpressionSyntax && node.Parent is not InvocationExpressionSyntax)) continue;
                         switch (model.GetOperation(node, cancellationToken))
                         {
                             case IInvocationOperation invocation when node is InvocationExpressionSyntax call:
@@ -110,7 +114,7 @@ namespace ModelParallel.Generators
                     }
                 }
 
-                CheckForward(type, stages, compilation, interceptions, diagnostics, cancellationToken);
+                CheckForward(type, stages, models, interceptions, diagnostics, cancellationToken);
                 if (stages.Field is { } list && !stages.BlocksBuilt)
                     diagnostics.Add(Diagnostic(DiagnosticDescriptors.StagesNotBuiltId, list.Locations.FirstOrDefault(), list.Name, type.Name));
 
@@ -201,12 +205,12 @@ namespace ModelParallel.Generators
             /// The sizes each layer field is built with, as written (for the partition report and the placement walk),
             /// and whether a Linear has a bias (hasBias: false as a constant).
             /// </summary>
-            private static void ReadFactorySizes(INamedTypeSymbol type, Dictionary<string, LayerSpec> layers, Compilation compilation, CancellationToken cancellationToken)
+            private static void ReadFactorySizes(INamedTypeSymbol type, Dictionary<string, LayerSpec> layers, SemanticModels models, CancellationToken cancellationToken)
             {
                 foreach (var reference in type.DeclaringSyntaxReferences)
                 {
                     var declaration = reference.GetSyntax(cancellationToken);
-                    var model = compilation.GetSemanticModel(declaration.SyntaxTree);
+                    var model = models.Of(declaration.SyntaxTree);
                     foreach (var call in declaration.DescendantNodes(n => n == declaration || n is not TypeDeclarationSyntax).OfType<InvocationExpressionSyntax>())
                     {
                         if (call.ArgumentList.Arguments.Count < 2 || model.GetOperation(call, cancellationToken) is not IInvocationOperation invocation) continue;
@@ -220,6 +224,18 @@ namespace ModelParallel.Generators
                             HasBias = method.Name == "Linear" && !(hasBias is { HasValue: true, Value: false }),
                         };
                     }
+                }
+            }
+
+            /// <summary>One semantic model per syntax tree for the whole read of a class, so its bodies are bound once.</summary>
+            private sealed class SemanticModels(Compilation compilation)
+            {
+                private readonly Dictionary<SyntaxTree, SemanticModel> models = new();
+
+                public SemanticModel Of(SyntaxTree tree)
+                {
+                    if (!models.TryGetValue(tree, out var model)) models[tree] = model = compilation.GetSemanticModel(tree);
+                    return model;
                 }
             }
 
