@@ -15,7 +15,8 @@ namespace ModelParallel.DataParallel
     /// <see cref="Synchronize"/> (after backward, before the optimizer step) reduces what is left, waits, and
     /// replaces each gradient with its dp average. Sharded and replicated parameters are treated alike: each
     /// rank averages its local shard with the same shard on the other dp replicas.
-    /// Gradients must be zeroed before each backward (the usual optimizer.zero_grad()).
+    /// Gradients must be zeroed before each step (the usual optimizer.zero_grad()); within a pipeline step the
+    /// micro-batches accumulate, and the buckets are held until the last forward (see PipelineExecutor).
     /// </summary>
     public sealed class DataParallelGradients
     {
