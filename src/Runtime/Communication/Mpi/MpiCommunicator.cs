@@ -42,11 +42,12 @@ namespace ModelParallel.Communication.Mpi
         public void AllReduce(torch.Tensor tensor, ReduceOp op = ReduceOp.Sum)
         {
             CheckReduction(tensor, op);
-            using var noGrad = torch.no_grad();
             var work = Wire(tensor);
             var (type, count) = Describe(work);
             fixed (byte* data = work.bytes)
                 MpiLibrary.Check(MPI_Allreduce(InPlace, (IntPtr)data, count, type, op == ReduceOp.Max ? MPI_MAX : MPI_SUM, handle), $"MPI_Allreduce on the {Name}");
+            if (op != ReduceOp.Average && ReferenceEquals(work, tensor)) return; // the common case: in place, no tensor operation
+            using var noGrad = torch.no_grad();
             if (op == ReduceOp.Average) work.div_(Size);
             if (!ReferenceEquals(work, tensor)) tensor.copy_(work);
         }
@@ -90,15 +91,15 @@ namespace ModelParallel.Communication.Mpi
         /// <inheritdoc/>
         public void AllGatherInto(torch.Tensor tensor, torch.Tensor output, long dim)
         {
-            using var noGrad = torch.no_grad();
             long axis = Axis(tensor, dim);
-            CheckOutput(tensor, output, axis, tensor.shape[axis] * Size, "AllGather");
+            CheckOutput(tensor, output, axis, tensor.size((int)axis) * Size, "AllGather");
             if (axis == 0 && Direct(tensor) && Direct(output))
             {
                 // Rank blocks along dimension 0 are contiguous in the output: MPI writes them in place.
                 Gather(tensor, output);
                 return;
             }
+            using var noGrad = torch.no_grad();
             var send = Wire(tensor);
             var gathered = torch.empty(new[] { (long)Size }.Concat(send.shape).ToArray(), send.dtype, send.device);
             Gather(send, gathered);
@@ -109,16 +110,16 @@ namespace ModelParallel.Communication.Mpi
         public void ReduceScatterInto(torch.Tensor tensor, torch.Tensor output, long dim, ReduceOp op = ReduceOp.Sum)
         {
             CheckReduction(tensor, op);
-            using var noGrad = torch.no_grad();
             long axis = Axis(tensor, dim);
             CheckDivisible(tensor, axis, Size);
-            CheckOutput(tensor, output, axis, tensor.shape[axis] / Size, "ReduceScatter");
+            CheckOutput(tensor, output, axis, tensor.size((int)axis) / Size, "ReduceScatter");
             if (axis == 0 && Direct(tensor) && Direct(output))
             {
                 // Each rank's block along dimension 0 is contiguous in the input: MPI reads and writes in place.
                 Scatter(tensor, output, op);
                 return;
             }
+            using var noGrad = torch.no_grad();
             // Swap `axis` to the front so each rank's block is contiguous; MPI reduces and scatters the blocks.
             var blocks = Wire(tensor.transpose(0, axis));
             var part = torch.empty(new[] { blocks.shape[0] / Size }.Concat(blocks.shape.Skip(1)).ToArray(), blocks.dtype, blocks.device);
@@ -141,7 +142,11 @@ namespace ModelParallel.Communication.Mpi
             fixed (byte* source = send.bytes)
             fixed (byte* target = receive.bytes)
                 MpiLibrary.Check(MPI_Reduce_scatter((IntPtr)source, (IntPtr)target, counts, type, op == ReduceOp.Max ? MPI_MAX : MPI_SUM, handle), $"MPI_Reduce_scatter on the {Name}");
-            if (op == ReduceOp.Average) receive.div_(Size);
+            if (op == ReduceOp.Average)
+            {
+                using var noGrad = torch.no_grad();
+                receive.div_(Size);
+            }
         }
 
         /// <summary>A tensor MPI can read or write where it lies: contiguous, of a dtype MPI reduces natively.</summary>
