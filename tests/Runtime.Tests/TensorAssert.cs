@@ -1,3 +1,4 @@
+using System.Collections.Generic;
 using System.Linq;
 using TorchSharp;
 using Xunit;
@@ -21,6 +22,22 @@ namespace ModelParallel.Tests
             double difference = (e - a).abs().max().item<double>();
             Assert.True(difference <= relative * scale,
                 $"{what}: largest difference {difference:E3} exceeds {relative:E0} x reference magnitude {scale:E3}");
+        }
+
+        /// <summary>The same names, and each tensor close to the reference's (see <see cref="Close"/>).</summary>
+        public static void AllClose(IReadOnlyDictionary<string, torch.Tensor> expected, IReadOnlyDictionary<string, torch.Tensor> actual, string what)
+        {
+            Assert.Equal(expected.Keys.OrderBy(k => k), actual.Keys.OrderBy(k => k));
+            foreach (var (name, tensor) in expected) Close(tensor, actual[name], $"{what} {name}");
+        }
+
+        /// <summary>A training run equal to the reference's: first output, first loss, first gradients, final parameters.</summary>
+        public static void SameTraining(Models.TrainingRun.Outcome expected, Models.TrainingRun.Outcome actual, string where)
+        {
+            Close(expected.Output, actual.Output, $"{where}: forward output");
+            Close(expected.Loss, actual.Loss, $"{where}: loss");
+            AllClose(expected.Gradients, actual.Gradients, $"{where}: gradient of");
+            AllClose(expected.Parameters, actual.Parameters, $"{where}: after the Adam steps,");
         }
 
         /// <summary>Every element equal to a hand-computed value.</summary>
