@@ -201,25 +201,23 @@ namespace ModelParallel.Generators
                 }
                 var (forwardComment, method) = (site.Placement, site.Target) switch
                 {
-                    (LayerPlacement.Vocab, _) => ("ids R -> rows of this rank's vocabulary range, zeros elsewhere (P) -> all-reduce (g) -> R", "__vocab"),
-                    (LayerPlacement.Column, "gather") => ("the input arrives S(-1) from another ColumnParallel layer: all-gather (backward: slice), then f and the local shard: R -> S(-1)", "ColumnForwardGathered"),
-                    (LayerPlacement.Row, "reduce-scatter") => ("the input arrives as a partial sum: reduce-scatter it (P -> S(-1); backward all-gather), then the local shard, g and the bias once: P -> R", "RowForwardReduceScattered"),
-                    (LayerPlacement.Row, "partial") => ("the local shard S(-1) -> P, left a partial sum (ReduceOutput = false; bias on tp rank 0 only): the generator reduces it where forward needs it whole", "RowForwardPartial"),
-                    (LayerPlacement.Column, "reduce") => ("the input arrives as a partial sum: all-reduce it (P -> R; backward identity), then f and the local shard: R -> S(-1)", "ColumnForwardReduced"),
-                    (_, "reduce") => ("the input arrives as a partial sum: all-reduce it (P -> R; backward identity), then the replicated layer", "ReplicatedForwardReduced"),
-                    (LayerPlacement.Row, "slice") => ("the input arrives R: local slice (free; backward: all-gather), then the local shard S(-1) -> P, g and the bias once: P -> R", "RowForwardSliced"),
-                    (LayerPlacement.Column, _) => ("f (identity forward, all-reduce backward), then the local shard: R -> S(-1)", "ColumnForward"),
-                    (LayerPlacement.Row, _) => ("the local shard S(-1) -> P, then g (all-reduce forward, identity backward) and the bias once: P -> R", "RowForward"),
-                    _ => ("replicated, no tp communication: R -> R (gradients tapped for dp averaging when dp > 1)", "ReplicatedForward"),
+                    (LayerPlacement.Vocab, _) => ("ids R -> rows of this rank's vocabulary range, zeros elsewhere (P) -> all-reduce (g) -> R", "global::ModelParallel.Layers.VocabParallel.EmbeddingForward"),
+                    (LayerPlacement.Column, "gather") => ("the input arrives S(-1) from another ColumnParallel layer: all-gather (backward: slice), then f and the local shard: R -> S(-1)", $"{Runtime}.ColumnForwardGathered"),
+                    (LayerPlacement.Row, "reduce-scatter") => ("the input arrives as a partial sum: reduce-scatter it (P -> S(-1); backward all-gather), then the local shard, g and the bias once: P -> R", $"{Runtime}.RowForwardReduceScattered"),
+                    (LayerPlacement.Row, "partial") => ("the local shard S(-1) -> P, left a partial sum (ReduceOutput = false; bias on tp rank 0 only): the generator reduces it where forward needs it whole", $"{Runtime}.RowForwardPartial"),
+                    (LayerPlacement.Column, "reduce") => ("the input arrives as a partial sum: all-reduce it (P -> R; backward identity), then f and the local shard: R -> S(-1)", $"{Runtime}.ColumnForwardReduced"),
+                    (_, "reduce") => ("the input arrives as a partial sum: all-reduce it (P -> R; backward identity), then the replicated layer", $"{Runtime}.ReplicatedForwardReduced"),
+                    (LayerPlacement.Row, "slice") => ("the input arrives R: local slice (free; backward: all-gather), then the local shard S(-1) -> P, g and the bias once: P -> R", $"{Runtime}.RowForwardSliced"),
+                    (LayerPlacement.Column, _) => ("f (identity forward, all-reduce backward), then the local shard: R -> S(-1)", $"{Runtime}.ColumnForward"),
+                    (LayerPlacement.Row, _) => ("the local shard S(-1) -> P, then g (all-reduce forward, identity backward) and the bias once: P -> R", $"{Runtime}.RowForward"),
+                    _ => ("replicated, no tp communication: R -> R (gradients tapped for dp averaging when dp > 1)", $"{Runtime}.ReplicatedForward"),
                 };
                 w.Line($"// {site.Field}.forward(...) at {site.Where}: {forwardComment}{StageNote(site.Role)}");
                 w.Line(attribute);
                 w.Line($"internal static {site.ReturnType} Forward_{site.Field}_{index}(this {site.ReceiverType} self, {parameters})");
-                var runtime = method == "__vocab" ? "global::ModelParallel.Layers.VocabParallel" : Runtime;
-                if (method == "__vocab") method = "EmbeddingForward";
                 w.Line(site.Role is null
-                    ? $"    => {runtime}.{method}(\"{layer}\", self, {arguments});"
-                    : $"    => {Pipeline}.PipelineRun.Runs(\"{layer}\", {Pipeline}.PipelineRole.{site.Role}) ? {runtime}.{method}(\"{layer}\", self, {arguments}) : {input};");
+                    ? $"    => {method}(\"{layer}\", self, {arguments});"
+                    : $"    => {Pipeline}.PipelineRun.Runs(\"{layer}\", {Pipeline}.PipelineRole.{site.Role}) ? {method}(\"{layer}\", self, {arguments}) : {input};");
             }
 
             private const string Pipeline = "global::ModelParallel.Pipelining";

@@ -144,14 +144,13 @@ namespace ModelParallel.Generators
                 List<DiagnosticInfo> diagnostics, CancellationToken cancellationToken)
             {
                 if (stages.Field is not { } list) return;
-                var forward = type.GetMembers("forward").OfType<IMethodSymbol>().FirstOrDefault(m => m.Parameters.Length == 1 && !m.IsStatic);
-                if (forward?.DeclaringSyntaxReferences.FirstOrDefault()?.GetSyntax(cancellationToken) is not MethodDeclarationSyntax declaration)
+                if (ForwardBody(type, models, m => m.Parameters.Length == 1, cancellationToken) is not { } forward)
                 {
                     diagnostics.Add(Diagnostic(DiagnosticDescriptors.NotSequentialId, type.Locations.FirstOrDefault(), type.Name, type.Name, "declares no forward(x)", list.Name));
                     return;
                 }
-                var model = models.Of(declaration.SyntaxTree);
-                if (model.GetOperation(declaration, cancellationToken) is not IMethodBodyOperation body || (body.BlockBody ?? body.ExpressionBody) is not { } block) return;
+                if (forward.Body is not { } block) return;
+                var (declaration, model) = (forward.Declaration, forward.Model);
                 var walk = new ForwardWalk(type, stages, list, model, interceptions, diagnostics, cancellationToken);
                 foreach (var statement in block.Operations)
                 {
@@ -259,6 +258,21 @@ namespace ModelParallel.Generators
                 };
             }
 
+            /// <summary>
+            /// The class's own <c>forward</c> (the first instance method of that name whose parameters <paramref name="accepts"/>),
+            /// its semantic model and its body as operations (null when it does not bind); null when there is none.
+            /// </summary>
+            private static (MethodDeclarationSyntax Declaration, SemanticModel Model, IBlockOperation? Body)? ForwardBody(INamedTypeSymbol type, SemanticModels models,
+                System.Func<IMethodSymbol, bool> accepts, CancellationToken cancellationToken)
+            {
+                var forward = type.GetMembers("forward").OfType<IMethodSymbol>().FirstOrDefault(m => !m.IsStatic && accepts(m));
+                if (forward?.DeclaringSyntaxReferences.FirstOrDefault()?.GetSyntax(cancellationToken) is not MethodDeclarationSyntax declaration) return null;
+                var model = models.Of(declaration.SyntaxTree);
+                var body = model.GetOperation(declaration, cancellationToken) as IMethodBodyOperation;
+                return (declaration, model, body?.BlockBody ?? body?.ExpressionBody);
+            }
+
+            /// <summary>The operation under any implicit or explicit conversions.</summary>
             private static IOperation? Instance(IOperation? operation)
             {
                 while (operation is IConversionOperation conversion) operation = conversion.Operand;

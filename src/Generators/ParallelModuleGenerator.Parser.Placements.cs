@@ -72,12 +72,8 @@ namespace ModelParallel.Generators
                 List<DiagnosticInfo> diagnostics, CancellationToken cancellationToken)
             {
                 var facts = new PlacementFacts();
-                var forward = type.GetMembers("forward").OfType<IMethodSymbol>().FirstOrDefault(m => m.Parameters.Length >= 1 && !m.IsStatic);
-                if (forward?.DeclaringSyntaxReferences.FirstOrDefault()?.GetSyntax(cancellationToken) is not MethodDeclarationSyntax declaration) return facts;
-                var model = models.Of(declaration.SyntaxTree);
-                if (model.GetOperation(declaration, cancellationToken) is not IMethodBodyOperation body || (body.BlockBody ?? body.ExpressionBody) is not { } block)
-                    return facts;
-                new PlacementWalk(type, layers, sizes, facts, diagnostics, cancellationToken).Statement(block);
+                if (ForwardBody(type, models, m => m.Parameters.Length >= 1, cancellationToken) is { Body: { } block })
+                    new PlacementWalk(type, layers, sizes, facts, diagnostics, cancellationToken).Statement(block);
                 return facts;
             }
 
@@ -190,7 +186,7 @@ namespace ModelParallel.Generators
                     var input = arguments.FirstOrDefault();
 
                     // A layer or sub-module call: this.field.forward(x), or block.forward(x) in a loop.
-                    if (name == "forward" && arguments.Count == 1 && Strip(invocation.Instance) is { } receiver && !IsTensor(receiver.Type))
+                    if (name == "forward" && arguments.Count == 1 && Instance(invocation.Instance) is { } receiver && !IsTensor(receiver.Type))
                     {
                         if (receiver is IFieldReferenceOperation field && SymbolEqualityComparer.Default.Equals(field.Field.ContainingType, type)
                             && layers.TryGetValue(field.Field.Name, out var layer))
@@ -452,7 +448,7 @@ namespace ModelParallel.Generators
                 /// </summary>
                 private static bool KeepsLastDimension(IInvocationOperation call, Value self) =>
                     self.Dim == -1 && self.Size is { } size && call.Arguments.FirstOrDefault()?.Value is IArrayCreationOperation { Initializer: { } initializer }
-                    && initializer.ElementValues.Length > 0 && Strip(initializer.ElementValues[initializer.ElementValues.Length - 1])?.Syntax.ToString() == size;
+                    && initializer.ElementValues.Length > 0 && Instance(initializer.ElementValues[initializer.ElementValues.Length - 1])?.Syntax.ToString() == size;
 
                 /// <summary>MP0010: the size written at the view's shard position, when constant, must divide by every declared tp.</summary>
                 private void CheckViewDivisible(IInvocationOperation call, int index)
@@ -532,12 +528,6 @@ namespace ModelParallel.Generators
                     IParameterReferenceOperation parameter => parameter.Parameter,
                     _ => null,
                 };
-
-                private static IOperation? Strip(IOperation? operation)
-                {
-                    while (operation is IConversionOperation conversion) operation = conversion.Operand;
-                    return operation;
-                }
 
                 private static bool IsTensor(ITypeSymbol? type) =>
                     type?.ToDisplayString() is TensorType or TensorType + "?" or TensorType + "[]";

@@ -293,8 +293,7 @@ namespace ModelParallel.Generators
             /// <summary>The layer field of this class an instance expression reads, if any.</summary>
             private static LayerSpec? LayerField(INamedTypeSymbol type, Dictionary<string, LayerSpec> layers, IOperation? instance)
             {
-                while (instance is IConversionOperation conversion) instance = conversion.Operand;
-                return instance is IFieldReferenceOperation reference && Own(type, reference.Field) ? Layer(layers, reference.Field) : null;
+                return Instance(instance) is IFieldReferenceOperation reference && Own(type, reference.Field) ? Layer(layers, reference.Field) : null;
             }
 
             /// <summary>The column- or row-parallel layer field an instance expression reads, if any.</summary>
