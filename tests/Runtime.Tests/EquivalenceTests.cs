@@ -69,7 +69,7 @@ namespace ModelParallel.Tests
                 counting.Reset();
                 loss.backward();
                 return (Forward: forward, Backward: (counting.Calls(CollectiveKind.AllReduce), counting.TotalCalls, counting.Elements(CollectiveKind.AllReduce)));
-            }, new RunOptions { WrapCommunicator = (axis, c) => axis == MeshAxis.Tensor ? new CountingCommunicator(c) : c });
+            }, CountingRun.TensorParallel);
 
             // Per block: g all-reduces the [batch, width] output of the row-parallel layer; f's backward
             // all-reduces the [batch, width] gradient of the column-parallel layer's input.

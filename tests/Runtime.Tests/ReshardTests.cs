@@ -50,7 +50,7 @@ namespace ModelParallel.Tests
                 counting.Reset();
                 loss.backward();
                 return (forward, backward: counting.Calls(Communication.CollectiveKind.AllReduce));
-            }, new RunOptions { WrapCommunicator = (axis, c) => axis == MeshAxis.Tensor ? new Communication.CountingCommunicator(c) : c });
+            }, CountingRun.TensorParallel);
             // Forward: one reduction of the summed partials before c, and d's g (3 without ReduceOutput = false).
             // Backward: c's f only; the input needs no gradient, so a1's and a2's f do not run.
             Assert.All(counts, c => Assert.Equal((2, 1), c));

@@ -58,7 +58,7 @@ namespace ModelParallel.Tests
                 counting.Reset();
                 loss.backward();
                 return (Forward: forward, Backward: (counting.Calls(CollectiveKind.AllReduce), counting.TotalCalls, counting.Elements(CollectiveKind.AllReduce)));
-            }, new RunOptions { WrapCommunicator = (axis, c) => axis == MeshAxis.Tensor ? new CountingCommunicator(c) : c });
+            }, CountingRun.TensorParallel);
 
             // Each all-reduce carries one activation: batch x time x width elements.
             var perBlock = (Calls: 2, Total: 2, Elements: 2 * Batch * Time * Width);

@@ -54,7 +54,7 @@ namespace ModelParallel.Tests
                 counting.Reset();
                 model.forward(torch.zeros(3, 5, dtype: torch.int64), torch.ones(3, 5, dtype: torch.int64));
                 return (counting.TotalCalls, counting.Calls(CollectiveKind.AllGather), counting.Calls(CollectiveKind.AllReduce));
-            }, new RunOptions { WrapCommunicator = (axis, c) => axis == MeshAxis.Tensor ? new CountingCommunicator(c) : c });
+            }, CountingRun.TensorParallel);
             // Forward: the embedding's g, the block's g, and max, sum-exp and target logit of the loss; no all-gather.
             Assert.All(counts, c => Assert.Equal((5, 0, 5), c));
         }
