@@ -1,68 +1,71 @@
-using System.Collections.Concurrent;
+using System;
 using ModelParallel.Communication;
 using TorchSharp;
 using static MPI.Unsafe;
 
 namespace ModelParallel.Benchmarks
 {
-    /// <summary>One collective of a given total size, through a communicator on tensors, or raw MPI on float[].</summary>
+    /// <summary>
+    /// One collective of a given total size, through a communicator on tensors, or raw MPI on float[]. Each returns
+    /// the call to time with its buffers already allocated, so that the timed call is the collective alone, on both
+    /// sides alike.
+    /// </summary>
     internal static unsafe class Collectives
     {
-        private static readonly ConcurrentDictionary<(int, string, long), (torch.Tensor Input, torch.Tensor Output)> Tensors = new();
-        private static readonly ConcurrentDictionary<(string, long), (float[] Send, float[] Receive)> Arrays = new();
-
         /// <summary>
         /// The communicator on tensors allocated once, like the arrays of the raw baseline. Every buffer is written
         /// when allocated (ones), the arrays too: untouched pages read as the kernel's shared zero page, which made
         /// an untouched float[] look faster than any real memory in earlier versions of this benchmark.
         /// </summary>
-        public static void Tensor(ICommunicator communicator, string op, long size)
+        public static Action Tensor(ICommunicator communicator, string op, long size)
         {
-            var (input, output) = Tensors.GetOrAdd((communicator.Rank, op, size), _ => op switch
-            {
-                "all-reduce" => (torch.ones(size), torch.empty(0)),
-                "all-gather" => (torch.ones(size / communicator.Size), torch.ones(size)),
-                _ => (torch.ones(size), torch.ones(size / communicator.Size)),
-            });
             switch (op)
             {
-                case "all-reduce": communicator.AllReduce(input); break;
-                case "all-gather": communicator.AllGatherInto(input, output, 0); break;
-                default: communicator.ReduceScatterInto(input, output, 0); break;
+                case "all-reduce":
+                    var tensor = torch.ones(size);
+                    return () => communicator.AllReduce(tensor);
+                case "all-gather":
+                    var (part, whole) = (torch.ones(size / communicator.Size), torch.ones(size));
+                    return () => communicator.AllGatherInto(part, whole, 0);
+                default:
+                    var (input, output) = (torch.ones(size), torch.ones(size / communicator.Size));
+                    return () => communicator.ReduceScatterInto(input, output, 0);
             }
         }
 
         /// <summary>The same collective with MPI.NET's raw bindings on managed arrays: the baseline.</summary>
-        public static void Raw(int communicator, int ranks, string op, long size)
+        public static Action Raw(int communicator, int ranks, string op, long size)
         {
-            var (send, receive) = Arrays.GetOrAdd((op, size), _ =>
+            var (send, receive) = op switch
             {
-                var arrays = op switch
-                {
-                    "all-reduce" => (new float[size], new float[0]),
-                    "all-gather" => (new float[size / ranks], new float[size]),
-                    _ => (new float[size], new float[size / ranks]),
-                };
-                // Written like the tensors (torch.ones): a fresh array's pages may never have been touched, and reading
-                // untouched pages reads the kernel's shared zero page, which is faster than any real memory.
-                System.Array.Fill(arrays.Item1, 1f);
-                System.Array.Fill(arrays.Item2, 1f);
-                return arrays;
-            });
-            fixed (float* s = send)
-            fixed (float* r = receive)
+                "all-reduce" => (new float[size], new float[0]),
+                "all-gather" => (new float[size / ranks], new float[size]),
+                _ => (new float[size], new float[size / ranks]),
+            };
+            // Written like the tensors (torch.ones): a fresh array's pages may never have been touched, and reading
+            // untouched pages reads the kernel's shared zero page, which is faster than any real memory.
+            Array.Fill(send, 1f);
+            Array.Fill(receive, 1f);
+            int block = (int)(size / ranks);
+            var counts = new int[ranks];
+            Array.Fill(counts, block);
+            return op switch
             {
-                switch (op)
+                "all-reduce" => () =>
                 {
-                    case "all-reduce": MPI_Allreduce(new System.IntPtr(-1), (System.IntPtr)s, (int)size, MPI_FLOAT, MPI_SUM, communicator); break;
-                    case "all-gather": MPI_Allgather((System.IntPtr)s, (int)(size / ranks), MPI_FLOAT, (System.IntPtr)r, (int)(size / ranks), MPI_FLOAT, communicator); break;
-                    default:
-                        var counts = new int[ranks];
-                        System.Array.Fill(counts, (int)(size / ranks));
-                        MPI_Reduce_scatter((System.IntPtr)s, (System.IntPtr)r, counts, MPI_FLOAT, MPI_SUM, communicator);
-                        break;
-                }
-            }
+                    fixed (float* s = send) MPI_Allreduce(new IntPtr(-1), (IntPtr)s, (int)size, MPI_FLOAT, MPI_SUM, communicator);
+                },
+                "all-gather" => () =>
+                {
+                    fixed (float* s = send) fixed (float* r = receive)
+                        MPI_Allgather((IntPtr)s, block, MPI_FLOAT, (IntPtr)r, block, MPI_FLOAT, communicator);
+                },
+                _ => () =>
+                {
+                    fixed (float* s = send) fixed (float* r = receive)
+                        MPI_Reduce_scatter((IntPtr)s, (IntPtr)r, counts, MPI_FLOAT, MPI_SUM, communicator);
+                },
+            };
         }
     }
 }

@@ -33,7 +33,7 @@ Parallel.Run(new MeshShape(tp: 2), context =>
     foreach (var size in Sizes.All)
         foreach (var op in Sizes.Operations)
         {
-            var seconds = Timing.Median(context.TensorParallel, Sizes.Repetitions(size), () => Collectives.Tensor(context.TensorParallel, op, size));
+            var seconds = Timing.Median(context.TensorParallel, Sizes.Repetitions(size), Collectives.Tensor(context.TensorParallel, op, size));
             if (context.Rank == 0) inProcess[(op, size)] = seconds;
         }
 });
@@ -45,9 +45,9 @@ var output = job.StandardOutput.ReadToEnd();
 job.WaitForExit();
 if (job.ExitCode != 0) throw new InvalidOperationException($"the MPI run failed (exit {job.ExitCode}):\n{output}");
 
-Console.WriteLine("| operation | elements | tensor in place (ms) | raw MPI float[] (ms) | tensor / raw speed | in-process (ms) |");
+Console.WriteLine("| operation | elements | tensor in place (µs) | raw MPI float[] (µs) | tensor / raw speed | in-process (µs) |");
 Console.WriteLine("|---|---|---|---|---|---|");
-double worst = double.MaxValue;
+double worst = double.MaxValue, worstLarge = double.MaxValue;
 foreach (var line in output.Split('\n').Where(l => l.StartsWith("RESULT ")))
 {
     var f = line.Split(' ');
@@ -55,8 +55,9 @@ foreach (var line in output.Split('\n').Where(l => l.StartsWith("RESULT ")))
     long size = long.Parse(f[2], CultureInfo.InvariantCulture);
     double tensor = double.Parse(f[3], CultureInfo.InvariantCulture), raw = double.Parse(f[4], CultureInfo.InvariantCulture);
     double ratio = raw / tensor;
-    if (size >= 1 << 18) worst = Math.Min(worst, ratio);
-    Console.WriteLine($"| {op} | {size:N0} | {tensor * 1e3:F3} | {raw * 1e3:F3} | {ratio:F3} | {inProcess[(op, size)] * 1e3:F3} |");
+    worst = Math.Min(worst, ratio);
+    if (size >= 1 << 18) worstLarge = Math.Min(worstLarge, ratio);
+    Console.WriteLine($"| {op} | {size:N0} | {tensor * 1e6:F2} | {raw * 1e6:F2} | {ratio:F3} | {inProcess[(op, size)] * 1e6:F1} |");
 }
-Console.WriteLine($"lowest tensor / raw speed at 256K elements and above: {worst:F3} (target >= 0.95)");
+Console.WriteLine($"lowest tensor / raw speed: {worst:F3} over all sizes, {worstLarge:F3} at 256K elements and above (target >= 0.95)");
 return 0;

@@ -52,6 +52,8 @@ namespace ModelParallel.Tests
             c.AllGatherInto(torch.full(new long[] { 2 }, r, float64), gatheredInto, 0);
             Expect(Enumerable.Range(0, n).SelectMany(i => new double[] { i, i }).ToArray(), gatheredInto, "all-gather into, dim 0");
 
+            OffsetViews(c);
+
             var broadcast = torch.full(new long[] { 3 }, 7 * r, float32);
             c.Broadcast(broadcast, root: n - 1);
             Expect(Enumerable.Repeat(7.0 * (n - 1), 3).ToArray(), broadcast, "broadcast");
@@ -73,6 +75,45 @@ namespace ModelParallel.Tests
             }
             c.Barrier();
             if (context.Rank == 0) Console.WriteLine($"collectives ok on {n} processes");
+        }
+
+        /// <summary>
+        /// Contiguous views that start inside their storage (rows of a larger tensor), on the in-place paths: MPI must
+        /// read and write from the view's first element, exactly its elements, and leave the rest of the storage (-1)
+        /// alone. An unsupported dtype is refused on every rank before any MPI call, so nothing hangs.
+        /// </summary>
+        private static void OffsetViews(ICommunicator c)
+        {
+            int n = c.Size, r = c.Rank;
+            double triangle = n * (n + 1) / 2.0;
+            double[] Framed(IEnumerable<double> inside) => new[] { -1.0 }.Concat(inside).Append(-1.0).ToArray();
+
+            var reduced = torch.full(new long[] { 4, 2 }, -1f, float32);
+            reduced.narrow(0, 1, 2).fill_(r + 1);
+            c.AllReduce(reduced.narrow(0, 1, 2));
+            Expect(new double[] { -1, -1 }.Concat(Enumerable.Repeat(triangle, 4)).Concat(new double[] { -1, -1 }).ToArray(), reduced, "all-reduce of an offset view");
+
+            var started = torch.full(new long[] { 4 }, -1.0, float64);
+            started.narrow(0, 1, 2).fill_(r);
+            c.StartAllReduce(started.narrow(0, 1, 2), ReduceOp.Average).Wait();
+            Expect(Framed(new[] { (n - 1) / 2.0, (n - 1) / 2.0 }), started, "started average of an offset view");
+
+            var source = torch.full(new long[] { 4 }, -1f, float32);
+            source.narrow(0, 1, 2).fill_(r);
+            var gathered = torch.full(new long[] { 2 * n + 2 }, -1f, float32);
+            c.AllGatherInto(source.narrow(0, 1, 2), gathered.narrow(0, 1, 2 * n), 0);
+            Expect(Framed(Enumerable.Range(0, n).SelectMany(i => new double[] { i, i })), gathered, "all-gather between offset views");
+
+            var blocks = torch.full(new long[] { 2 * n + 2 }, -1f, float32);
+            blocks.narrow(0, 1, 2 * n).copy_(torch.arange(2 * n, dtype: float32) * (r + 1));
+            var part = torch.full(new long[] { 4 }, -1f, float32);
+            c.ReduceScatterInto(blocks.narrow(0, 1, 2 * n), part.narrow(0, 1, 2), 0, ReduceOp.Average);
+            Expect(Framed(new[] { 2 * r * triangle / n, (2 * r + 1) * triangle / n }), part, "reduce-scatter average between offset views");
+
+            string refusal = "no exception";
+            try { c.AllReduce(torch.ones(2, dtype: int32)); }
+            catch (NotSupportedException e) { refusal = e.Message; }
+            Check(refusal.Contains("Int32"), $"an int32 all-reduce is refused naming the dtype; got: {refusal}");
         }
 
         /// <summary>

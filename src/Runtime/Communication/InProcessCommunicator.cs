@@ -69,9 +69,10 @@ namespace ModelParallel.Communication
         public void AllGatherInto(torch.Tensor tensor, torch.Tensor output, long dim)
         {
             using var noGrad = torch.no_grad();
-            var axis = Axis(tensor, dim);
-            long part = tensor.shape[axis];
-            CheckOutput(tensor, output, axis, part * Size, "AllGather");
+            var facts = new TensorFacts(tensor);
+            var axis = Axis(facts, dim);
+            long part = facts.Size(axis);
+            CheckOutput(facts, new TensorFacts(output), axis, part * Size, "AllGather");
             Meet(Describe("AllGather", tensor, $"dim {axis}"), tensor);
             for (int k = 0; k < Size; k++) output.narrow(axis, k * part, part).copy_((torch.Tensor)group.Inputs[k]!);
             group.Arrive(Rank, "AllGather");
@@ -82,10 +83,11 @@ namespace ModelParallel.Communication
         {
             CheckReduction(tensor, op);
             using var noGrad = torch.no_grad();
-            var axis = Axis(tensor, dim);
-            CheckDivisible(tensor, axis, Size);
-            long part = tensor.shape[axis] / Size;
-            CheckOutput(tensor, output, axis, part, "ReduceScatter");
+            var facts = new TensorFacts(tensor);
+            var axis = Axis(facts, dim);
+            CheckDivisible(facts, axis, Size);
+            long part = facts.Size(axis) / Size;
+            CheckOutput(facts, new TensorFacts(output), axis, part, "ReduceScatter");
             Meet(Describe("ReduceScatter", tensor, $"dim {axis}, {op}"), tensor);
             // Rank order, as in AllReduce, so the sum is the same on every rank.
             torch.Tensor Slice(int k) => ((torch.Tensor)group.Inputs[k]!).narrow(axis, Rank * part, part);

@@ -14,9 +14,10 @@ namespace ModelParallel.Communication.Mpi
     /// </summary>
     public sealed unsafe class MpiCommunicator : ICommunicator
     {
-        private static readonly IntPtr InPlace = new(-1); // MPICH's MPI_IN_PLACE
+        private static readonly IntPtr InPlaceMarker = new(-1); // MPICH's MPI_IN_PLACE
         private readonly int handle;
         private readonly System.Collections.Generic.List<(int[] Request, torch.Tensor Copy)> pendingSends = new();
+        private int[] blockCounts = Array.Empty<int>(); // MPI_Reduce_scatter's counts, reused while the block size stays
 
         internal MpiCommunicator(int handle, string name)
         {
@@ -42,14 +43,28 @@ namespace ModelParallel.Communication.Mpi
         public void AllReduce(torch.Tensor tensor, ReduceOp op = ReduceOp.Sum)
         {
             CheckReduction(tensor, op);
-            var work = Wire(tensor);
-            var (type, count) = Describe(work);
-            fixed (byte* data = work.bytes)
-                MpiLibrary.Check(MPI_Allreduce(InPlace, (IntPtr)data, count, type, op == ReduceOp.Max ? MPI_MAX : MPI_SUM, handle), $"MPI_Allreduce on the {Name}");
-            if (op != ReduceOp.Average && ReferenceEquals(work, tensor)) return; // the common case: in place, no tensor operation
+            if (Storage(new TensorFacts(tensor), out var buffer))
+            {
+                Allreduce(buffer, op); // the common case: in place, no tensor operation
+                if (op == ReduceOp.Average) Divide(tensor);
+                return;
+            }
             using var noGrad = torch.no_grad();
+            var work = Wire(tensor);
+            Allreduce(WireStorage(work), op);
             if (op == ReduceOp.Average) work.div_(Size);
-            if (!ReferenceEquals(work, tensor)) tensor.copy_(work);
+            tensor.copy_(work);
+        }
+
+        private void Allreduce(Buffer buffer, ReduceOp op) =>
+            MpiLibrary.Check(MPI_Allreduce(InPlaceMarker, buffer.Address, buffer.Count, buffer.Type, Operation(op), handle), "MPI_Allreduce", Name);
+
+        private static int Operation(ReduceOp op) => op == ReduceOp.Max ? MPI_MAX : MPI_SUM;
+
+        private void Divide(torch.Tensor tensor)
+        {
+            using var noGrad = torch.no_grad();
+            tensor.div_(Size);
         }
 
         /// <summary>
@@ -59,26 +74,20 @@ namespace ModelParallel.Communication.Mpi
         public PendingCollective StartAllReduce(torch.Tensor tensor, ReduceOp op = ReduceOp.Sum)
         {
             CheckReduction(tensor, op);
-            if (!tensor.is_contiguous() || tensor.dtype is torch.ScalarType.Float16 or torch.ScalarType.BFloat16)
+            if (!Storage(new TensorFacts(tensor), out var buffer))
             {
                 AllReduce(tensor, op);
                 return PendingCollective.Completed;
             }
-            var (type, count) = Describe(tensor);
             var request = new int[1];
-            fixed (byte* data = tensor.bytes)
             fixed (int* r = request)
-                MpiLibrary.Check(MpiLibrary.Iallreduce(InPlace, (IntPtr)data, count, type, op == ReduceOp.Max ? MPI_MAX : MPI_SUM, handle, r), $"MPI_Iallreduce on the {Name}");
+                MpiLibrary.Check(MpiLibrary.Iallreduce(InPlaceMarker, buffer.Address, buffer.Count, buffer.Type, Operation(op), handle, r), "MPI_Iallreduce", Name);
             // The storage is libtorch's, not the managed heap's: it stays put while the closure keeps the tensor alive.
             return new PendingCollective(() =>
             {
                 fixed (int* r = request)
-                    MpiLibrary.Check(MpiLibrary.Wait(r, MpiLibrary.StatusIgnore), $"MPI_Wait on the {Name}");
-                if (op == ReduceOp.Average)
-                {
-                    using var noGrad = torch.no_grad();
-                    tensor.div_(Size);
-                }
+                    MpiLibrary.Check(MpiLibrary.Wait(r, MpiLibrary.StatusIgnore), "MPI_Wait", Name);
+                if (op == ReduceOp.Average) Divide(tensor);
             });
         }
 
@@ -91,18 +100,19 @@ namespace ModelParallel.Communication.Mpi
         /// <inheritdoc/>
         public void AllGatherInto(torch.Tensor tensor, torch.Tensor output, long dim)
         {
-            long axis = Axis(tensor, dim);
-            CheckOutput(tensor, output, axis, tensor.size((int)axis) * Size, "AllGather");
-            if (axis == 0 && Direct(tensor) && Direct(output))
+            TensorFacts input = new(tensor), result = new(output);
+            long axis = Axis(input, dim);
+            CheckOutput(input, result, axis, input.Size(axis) * Size, "AllGather");
+            if (axis == 0 && Storage(input, out var source) && Storage(result, out var target))
             {
                 // Rank blocks along dimension 0 are contiguous in the output: MPI writes them in place.
-                Gather(tensor, output);
+                Gather(source, target);
                 return;
             }
             using var noGrad = torch.no_grad();
             var send = Wire(tensor);
             var gathered = torch.empty(new[] { (long)Size }.Concat(send.shape).ToArray(), send.dtype, send.device);
-            Gather(send, gathered);
+            Gather(WireStorage(send), WireStorage(gathered));
             output.copy_(torch.cat(gathered.unbind(0), axis));
         }
 
@@ -110,48 +120,38 @@ namespace ModelParallel.Communication.Mpi
         public void ReduceScatterInto(torch.Tensor tensor, torch.Tensor output, long dim, ReduceOp op = ReduceOp.Sum)
         {
             CheckReduction(tensor, op);
-            long axis = Axis(tensor, dim);
-            CheckDivisible(tensor, axis, Size);
-            CheckOutput(tensor, output, axis, tensor.size((int)axis) / Size, "ReduceScatter");
-            if (axis == 0 && Direct(tensor) && Direct(output))
+            TensorFacts input = new(tensor), result = new(output);
+            long axis = Axis(input, dim);
+            CheckDivisible(input, axis, Size);
+            CheckOutput(input, result, axis, input.Size(axis) / Size, "ReduceScatter");
+            if (axis == 0 && Storage(input, out var source) && Storage(result, out var target))
             {
                 // Each rank's block along dimension 0 is contiguous in the input: MPI reads and writes in place.
-                Scatter(tensor, output, op);
+                Scatter(source, target, op);
+                if (op == ReduceOp.Average) Divide(output);
                 return;
             }
             using var noGrad = torch.no_grad();
             // Swap `axis` to the front so each rank's block is contiguous; MPI reduces and scatters the blocks.
             var blocks = Wire(tensor.transpose(0, axis));
             var part = torch.empty(new[] { blocks.shape[0] / Size }.Concat(blocks.shape.Skip(1)).ToArray(), blocks.dtype, blocks.device);
-            Scatter(blocks, part, op);
+            Scatter(WireStorage(blocks), WireStorage(part), op);
+            if (op == ReduceOp.Average) part.div_(Size);
             output.copy_(part.transpose(0, axis));
         }
 
-        private void Gather(torch.Tensor send, torch.Tensor receive)
-        {
-            var (type, count) = Describe(send);
-            fixed (byte* source = send.bytes)
-            fixed (byte* target = receive.bytes)
-                MpiLibrary.Check(MPI_Allgather((IntPtr)source, count, type, (IntPtr)target, count, type, handle), $"MPI_Allgather on the {Name}");
-        }
+        private void Gather(Buffer send, Buffer receive) =>
+            MpiLibrary.Check(MPI_Allgather(send.Address, send.Count, send.Type, receive.Address, send.Count, send.Type, handle), "MPI_Allgather", Name);
 
-        private void Scatter(torch.Tensor send, torch.Tensor receive, ReduceOp op)
+        private void Scatter(Buffer send, Buffer receive, ReduceOp op)
         {
-            var (type, count) = Describe(receive);
-            var counts = Enumerable.Repeat(count, Size).ToArray();
-            fixed (byte* source = send.bytes)
-            fixed (byte* target = receive.bytes)
-                MpiLibrary.Check(MPI_Reduce_scatter((IntPtr)source, (IntPtr)target, counts, type, op == ReduceOp.Max ? MPI_MAX : MPI_SUM, handle), $"MPI_Reduce_scatter on the {Name}");
-            if (op == ReduceOp.Average)
+            if (blockCounts.Length != Size || blockCounts[0] != receive.Count)
             {
-                using var noGrad = torch.no_grad();
-                receive.div_(Size);
+                blockCounts = new int[Size];
+                Array.Fill(blockCounts, receive.Count);
             }
+            MpiLibrary.Check(MPI_Reduce_scatter(send.Address, receive.Address, blockCounts, receive.Type, Operation(op), handle), "MPI_Reduce_scatter", Name);
         }
-
-        /// <summary>A tensor MPI can read or write where it lies: contiguous, of a dtype MPI reduces natively.</summary>
-        private static bool Direct(torch.Tensor tensor) =>
-            tensor.is_contiguous() && tensor.dtype is torch.ScalarType.Float32 or torch.ScalarType.Float64 or torch.ScalarType.Int64;
 
         /// <inheritdoc/>
         public void Broadcast(torch.Tensor tensor, int root)
@@ -160,7 +160,7 @@ namespace ModelParallel.Communication.Mpi
             using var noGrad = torch.no_grad();
             var work = tensor.is_contiguous() ? tensor : tensor.contiguous();
             fixed (byte* data = work.bytes)
-                MpiLibrary.Check(MPI_Bcast((IntPtr)data, checked((int)work.bytes.Length), MPI_BYTE, root, handle), $"MPI_Bcast on the {Name}");
+                MpiLibrary.Check(MPI_Bcast((IntPtr)data, checked((int)work.bytes.Length), MPI_BYTE, root, handle), "MPI_Bcast", Name);
             if (!ReferenceEquals(work, tensor)) tensor.copy_(work);
         }
 
@@ -168,7 +168,7 @@ namespace ModelParallel.Communication.Mpi
         public void Barrier()
         {
             CompleteSends(wait: true);
-            MpiLibrary.Check(MPI_Barrier(handle), $"MPI_Barrier on the {Name}");
+            MpiLibrary.Check(MPI_Barrier(handle), "MPI_Barrier", Name);
         }
 
         /// <summary>
@@ -199,8 +199,8 @@ namespace ModelParallel.Communication.Mpi
                 int done = 0;
                 fixed (int* r = request)
                 {
-                    if (wait) MpiLibrary.Check(MpiLibrary.Wait(r, MpiLibrary.StatusIgnore), $"MPI_Wait (send) on the {Name}");
-                    else MpiLibrary.Check(MpiLibrary.Test(r, &done, MpiLibrary.StatusIgnore), $"MPI_Test (send) on the {Name}");
+                    if (wait) MpiLibrary.Check(MpiLibrary.Wait(r, MpiLibrary.StatusIgnore), "MPI_Wait (send)", Name);
+                    else MpiLibrary.Check(MpiLibrary.Test(r, &done, MpiLibrary.StatusIgnore), "MPI_Test (send)", Name);
                 }
                 if (!wait && done == 0) continue;
                 copy.Dispose();
@@ -222,25 +222,45 @@ namespace ModelParallel.Communication.Mpi
             if (!ReferenceEquals(work, into)) into.copy_(work);
         }
 
+        /// <summary>A contiguous tensor's storage as MPI sees it: address, element count, MPI datatype.</summary>
+        private readonly record struct Buffer(IntPtr Address, int Count, int Type);
+
+        /// <summary>
+        /// The tensor's own storage, for MPI to read and write where it lies; false when MPI cannot use it as it
+        /// is (not contiguous, or 16-bit floats, which MPI cannot sum). Four native reads after the dtype
+        /// read by <see cref="TensorFacts"/>'s constructor, no allocation.
+        /// </summary>
+        private static bool Storage(TensorFacts tensor, out Buffer buffer)
+        {
+            buffer = default;
+            int type;
+            switch (tensor.Type)
+            {
+                case torch.ScalarType.Float32: type = MPI_FLOAT; break;
+                case torch.ScalarType.Float64: type = MPI_DOUBLE; break;
+                case torch.ScalarType.Int64: type = MPI_LONG_LONG; break;
+                case torch.ScalarType.Float16 or torch.ScalarType.BFloat16: return false; // widened by Wire
+                default: throw new NotSupportedException($"MPI collectives support float32, float64, float16, bfloat16 and int64 tensors; got {tensor.Type}.");
+            }
+            if (!tensor.OnCpu)
+                throw new NotSupportedException($"MPI collectives need CPU tensors; got one on {tensor.Tensor.device}.");
+            if (!tensor.IsContiguous) return false;
+            long count = tensor.Elements;
+            if (count > int.MaxValue)
+                throw new NotSupportedException($"A tensor of {count} elements exceeds MPI's int count; split it into buckets.");
+            buffer = new Buffer(tensor.Data, (int)count, type);
+            return true;
+        }
+
+        /// <summary>The storage of a tensor made by <see cref="Wire"/>, which MPI can always use.</summary>
+        private static Buffer WireStorage(torch.Tensor work) =>
+            Storage(new TensorFacts(work), out var buffer) ? buffer : throw new InvalidOperationException("A wire tensor is contiguous and of a dtype MPI reduces.");
+
         /// <summary>A contiguous tensor of a dtype MPI can reduce: the tensor itself when it already is one.</summary>
         private static torch.Tensor Wire(torch.Tensor tensor)
         {
             var work = tensor.dtype is torch.ScalarType.Float16 or torch.ScalarType.BFloat16 ? tensor.to(torch.float32) : tensor;
             return work.is_contiguous() ? work : work.contiguous();
-        }
-
-        private static (int Type, int Count) Describe(torch.Tensor tensor)
-        {
-            int type = tensor.dtype switch
-            {
-                torch.ScalarType.Float32 => MPI_FLOAT,
-                torch.ScalarType.Float64 => MPI_DOUBLE,
-                torch.ScalarType.Int64 => MPI_LONG_LONG,
-                _ => throw new NotSupportedException($"MPI collectives support float32, float64, float16, bfloat16 and int64 tensors; got {tensor.dtype}."),
-            };
-            if (tensor.numel() > int.MaxValue)
-                throw new NotSupportedException($"A tensor of {tensor.numel()} elements exceeds MPI's int count; split it into buckets.");
-            return (type, (int)tensor.numel());
         }
     }
 }
