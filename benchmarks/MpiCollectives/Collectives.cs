@@ -47,25 +47,47 @@ namespace ModelParallel.Benchmarks
             Array.Fill(send, 1f);
             Array.Fill(receive, 1f);
             int block = (int)(size / ranks);
-            var counts = new int[ranks];
-            Array.Fill(counts, block);
+            var counts = Counts(ranks, block);
             return op switch
             {
-                "all-reduce" => () =>
-                {
-                    fixed (float* s = send) MPI_Allreduce(new IntPtr(-1), (IntPtr)s, (int)size, MPI_FLOAT, MPI_SUM, communicator);
-                },
-                "all-gather" => () =>
-                {
-                    fixed (float* s = send) fixed (float* r = receive)
-                        MPI_Allgather((IntPtr)s, block, MPI_FLOAT, (IntPtr)r, block, MPI_FLOAT, communicator);
-                },
-                _ => () =>
-                {
-                    fixed (float* s = send) fixed (float* r = receive)
-                        MPI_Reduce_scatter((IntPtr)s, (IntPtr)r, counts, MPI_FLOAT, MPI_SUM, communicator);
-                },
+                "all-reduce" => () => { fixed (float* s = send) MPI_Allreduce(InPlace, (IntPtr)s, (int)size, MPI_FLOAT, MPI_SUM, communicator); },
+                "all-gather" => () => { fixed (float* s = send) fixed (float* r = receive) MPI_Allgather((IntPtr)s, block, MPI_FLOAT, (IntPtr)r, block, MPI_FLOAT, communicator); },
+                _ => () => { fixed (float* s = send) fixed (float* r = receive) MPI_Reduce_scatter((IntPtr)s, (IntPtr)r, counts, MPI_FLOAT, MPI_SUM, communicator); },
             };
+        }
+
+        /// <summary>
+        /// Raw MPI on the storage of tensors allocated like the tensor path's (libtorch's allocator, written by
+        /// torch.ones), with the addresses taken once: the tensor path's memory without its wrapper.
+        /// </summary>
+        public static Action RawOnTensorStorage(int communicator, int ranks, string op, long size)
+        {
+            var (send, receive) = op switch
+            {
+                "all-reduce" => (torch.ones(size), torch.ones(0)),
+                "all-gather" => (torch.ones(size / ranks), torch.ones(size)),
+                _ => (torch.ones(size), torch.ones(size / ranks)),
+            };
+            // libtorch storage does not move; the closures below keep both tensors alive.
+            IntPtr Address(torch.Tensor tensor) { fixed (byte* data = tensor.bytes) return (IntPtr)data; }
+            IntPtr s = Address(send), r = Address(receive);
+            int block = (int)(size / ranks);
+            var counts = Counts(ranks, block);
+            return op switch
+            {
+                "all-reduce" => () => { MPI_Allreduce(InPlace, s, (int)size, MPI_FLOAT, MPI_SUM, communicator); GC.KeepAlive(send); },
+                "all-gather" => () => { MPI_Allgather(s, block, MPI_FLOAT, r, block, MPI_FLOAT, communicator); GC.KeepAlive((send, receive)); },
+                _ => () => { MPI_Reduce_scatter(s, r, counts, MPI_FLOAT, MPI_SUM, communicator); GC.KeepAlive((send, receive)); },
+            };
+        }
+
+        private static readonly IntPtr InPlace = new(-1); // MPICH's MPI_IN_PLACE
+
+        private static int[] Counts(int ranks, int block)
+        {
+            var counts = new int[ranks];
+            Array.Fill(counts, block);
+            return counts;
         }
     }
 }

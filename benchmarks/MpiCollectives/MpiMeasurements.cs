@@ -7,33 +7,30 @@ namespace ModelParallel.Benchmarks
     internal static class MpiMeasurements
     {
         /// <summary>
-        /// Median seconds of the tensor path and of raw MPI on float[], the two alternating batch by batch
-        /// (and which goes first alternating too), so that machine noise hits both alike. Both run on the
-        /// world communicator of a 2-process job.
+        /// Median seconds per call of the tensor path, of raw MPI on float[], and of raw MPI on the storage of
+        /// tensors like the tensor path's, taking turns batch by batch (and which goes first rotating too), so that
+        /// machine noise hits all three alike. The third separates what our wrapper costs (tensor vs raw on tensor
+        /// storage) from where the buffers lie (raw on tensor storage vs raw on float[]). All run on the world
+        /// communicator of a 2-process job.
         /// </summary>
-        public static (double Tensor, double Raw) Measure(RankContext context, string op, long size)
+        public static double[] Measure(RankContext context, string op, long size)
         {
-            Action tensorCall = Collectives.Tensor(context.World, op, size);
-            Action rawCall = Collectives.Raw(MPI.Unsafe.MPI_COMM_WORLD, context.World.Size, op, size);
-            tensorCall();
-            rawCall();
-            int samples = 5 * Sizes.Repetitions(size), batch = Sizes.Batch(size);
-            var tensor = new double[samples];
-            var raw = new double[samples];
-            for (int i = 0; i < samples; i++)
+            var calls = new[]
             {
-                if (i % 2 == 0)
+                Collectives.Tensor(context.World, op, size),
+                Collectives.Raw(MPI.Unsafe.MPI_COMM_WORLD, context.World.Size, op, size),
+                Collectives.RawOnTensorStorage(MPI.Unsafe.MPI_COMM_WORLD, context.World.Size, op, size),
+            };
+            foreach (var call in calls) call();
+            int samples = 5 * Sizes.Repetitions(size), batch = Sizes.Batch(size);
+            var seconds = calls.Select(_ => new double[samples]).ToArray();
+            for (int i = 0; i < samples; i++)
+                for (int k = 0; k < calls.Length; k++)
                 {
-                    tensor[i] = Once(context, tensorCall, batch);
-                    raw[i] = Once(context, rawCall, batch);
+                    int which = (i + k) % calls.Length;
+                    seconds[which][i] = Once(context, calls[which], batch);
                 }
-                else
-                {
-                    raw[i] = Once(context, rawCall, batch);
-                    tensor[i] = Once(context, tensorCall, batch);
-                }
-            }
-            return (Median(tensor), Median(raw));
+            return seconds.Select(Median).ToArray();
         }
 
         /// <summary>

@@ -49,6 +49,13 @@ namespace ModelParallel.Communication.Mpi
                 if (op == ReduceOp.Average) Divide(tensor);
                 return;
             }
+            AllReduceThroughWire(tensor, op);
+        }
+
+        // The paths through a wire copy are methods of their own, so that the in-place paths above carry no
+        // exception-handling region (the no_grad scope) and stay small for the JIT.
+        private void AllReduceThroughWire(torch.Tensor tensor, ReduceOp op)
+        {
             using var noGrad = torch.no_grad();
             var work = Wire(tensor);
             Allreduce(WireStorage(work), op);
@@ -109,6 +116,11 @@ namespace ModelParallel.Communication.Mpi
                 Gather(source, target);
                 return;
             }
+            AllGatherThroughWire(tensor, output, axis);
+        }
+
+        private void AllGatherThroughWire(torch.Tensor tensor, torch.Tensor output, long axis)
+        {
             using var noGrad = torch.no_grad();
             var send = Wire(tensor);
             var gathered = torch.empty(new[] { (long)Size }.Concat(send.shape).ToArray(), send.dtype, send.device);
@@ -131,6 +143,11 @@ namespace ModelParallel.Communication.Mpi
                 if (op == ReduceOp.Average) Divide(output);
                 return;
             }
+            ReduceScatterThroughWire(tensor, output, axis, op);
+        }
+
+        private void ReduceScatterThroughWire(torch.Tensor tensor, torch.Tensor output, long axis, ReduceOp op)
+        {
             using var noGrad = torch.no_grad();
             // Swap `axis` to the front so each rank's block is contiguous; MPI reduces and scatters the blocks.
             var blocks = Wire(tensor.transpose(0, axis));
