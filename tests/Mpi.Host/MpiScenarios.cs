@@ -80,7 +80,7 @@ namespace ModelParallel.Tests
         /// <summary>
         /// Contiguous views that start inside their storage (rows of a larger tensor), on the in-place paths: MPI must
         /// read and write from the view's first element, exactly its elements, and leave the rest of the storage (-1)
-        /// alone. An unsupported dtype is refused on every rank before any MPI call, so nothing hangs.
+        /// alone. An unsupported dtype or device is refused on every rank before any MPI call, so nothing hangs.
         /// </summary>
         private static void OffsetViews(ICommunicator c)
         {
@@ -110,10 +110,16 @@ namespace ModelParallel.Tests
             c.ReduceScatterInto(blocks.narrow(0, 1, 2 * n), part.narrow(0, 1, 2), 0, ReduceOp.Average);
             Expect(Framed(new[] { 2 * r * triangle / n, (2 * r + 1) * triangle / n }), part, "reduce-scatter average between offset views");
 
-            string refusal = "no exception";
-            try { c.AllReduce(torch.ones(2, dtype: int32)); }
-            catch (NotSupportedException e) { refusal = e.Message; }
-            Check(refusal.Contains("Int32"), $"an int32 all-reduce is refused naming the dtype; got: {refusal}");
+            Check(Refusal(() => c.AllReduce(torch.ones(2, dtype: int32))).Contains("Int32"), "an int32 all-reduce is refused naming the dtype");
+            // Storage MPI cannot address (here the meta device) is refused, never handed to MPI.
+            Check(Refusal(() => c.AllReduce(torch.empty(2, device: torch.META))).Contains("CPU tensors"), "a meta tensor is refused as not on the CPU");
+        }
+
+        private static string Refusal(Action call)
+        {
+            try { call(); }
+            catch (NotSupportedException e) { return e.Message; }
+            throw new InvalidOperationException("expected a NotSupportedException");
         }
 
         /// <summary>
