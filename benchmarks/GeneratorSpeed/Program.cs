@@ -19,7 +19,7 @@ var source = Model(Blocks);
 var parse = CSharpParseOptions.Default.WithLanguageVersion(LanguageVersion.Preview)
     .WithFeatures(new[] { new System.Collections.Generic.KeyValuePair<string, string>("InterceptorsNamespaces", "ModelParallel.Generated") });
 var references = ((string)AppContext.GetData("TRUSTED_PLATFORM_ASSEMBLIES")!).Split(Path.PathSeparator)
-    .Append(typeof(TorchSharp.torch).Assembly.Location).Append(typeof(ParallelModuleAttribute).Assembly.Location).Append(typeof(Parallel).Assembly.Location)
+    .Append(typeof(TorchSharp.torch).Assembly.Location).Append(typeof(ParallelModuleAttribute).Assembly.Location).Append(typeof(Ranks).Assembly.Location)
     .Distinct().Select(p => (MetadataReference)MetadataReference.CreateFromFile(p)).ToArray();
 CSharpCompilation Compile(string text) => CSharpCompilation.Create("Speed", new[] { CSharpSyntaxTree.ParseText(text, parse, "Model.cs") }, references,
     new CSharpCompilationOptions(OutputKind.DynamicallyLinkedLibrary));

@@ -17,7 +17,7 @@ using TorchSharp;
 torch.set_num_threads(1);
 if (args.Contains("--mpi"))
 {
-    Parallel.Run(new MeshShape(tp: 2), context =>
+    Ranks.Run(new MeshShape(tp: 2), context =>
     {
         foreach (var size in Sizes.All)
             foreach (var op in Sizes.Operations)
@@ -30,7 +30,7 @@ if (args.Contains("--mpi"))
 }
 
 var inProcess = new Dictionary<(string, long), double>();
-Parallel.Run(new MeshShape(tp: 2), context =>
+Ranks.Run(new MeshShape(tp: 2), context =>
 {
     foreach (var size in Sizes.All)
         foreach (var op in Sizes.Operations)

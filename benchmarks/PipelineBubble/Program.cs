@@ -27,7 +27,7 @@ foreach (int p in new[] { 2, 4 })
         foreach (var schedule in new[] { "gpipe", "1f1b", "interleaved" })
         {
             int v = schedule == "interleaved" ? 2 : 1;
-            var results = Parallel.Run(new MeshShape(pp: p), context =>
+            var results = Ranks.Run(new MeshShape(pp: p), context =>
             {
                 // Two blocks per rank: one per chunk when interleaved (v = 2), so every stage costs the same per micro-batch overall.
                 var model = new DelayNet(Width, depth: 2 * p, Ms);

@@ -20,7 +20,7 @@ torch.set_num_threads(1);
 if (args.Contains("--mpi"))
 {
     // One measurement as one rank of an mpiexec job; rank 0 reports it to the parent.
-    var mine = Parallel.Run(new MeshShape(tp: 2), c => Measure(() => Stack(_ => new GeneratedBlock(Width, Hidden))));
+    var mine = Ranks.Run(new MeshShape(tp: 2), c => Measure(() => Stack(_ => new GeneratedBlock(Width, Hidden))));
     if (mine[0] > 0) Console.WriteLine(FormattableString.Invariant($"RESULT {mine[0]}"));
     return 0;
 }
@@ -28,9 +28,9 @@ if (args.Contains("--mpi"))
 var times = new Dictionary<string, List<double>> { ["single device"] = new(), ["generated tp=2"] = new(), ["hand-written tp=2"] = new(), ["generated tp=2 MPI"] = new() };
 var variants = new (string Name, Func<double> Run)[]
 {
-    ("single device", () => Parallel.Run(new MeshShape(tp: 1), _ => Measure(() => Stack(_ => new GeneratedBlock(Width, Hidden)))).Max()),
-    ("generated tp=2", () => Parallel.Run(new MeshShape(tp: 2), _ => Measure(() => Stack(_ => new GeneratedBlock(Width, Hidden)))).Max()),
-    ("hand-written tp=2", () => Parallel.Run(new MeshShape(tp: 2), c => Measure(() => Stack(_ => new HandWrittenBlock(Width, Hidden, c.TensorParallel)))).Max()),
+    ("single device", () => Ranks.Run(new MeshShape(tp: 1), _ => Measure(() => Stack(_ => new GeneratedBlock(Width, Hidden)))).Max()),
+    ("generated tp=2", () => Ranks.Run(new MeshShape(tp: 2), _ => Measure(() => Stack(_ => new GeneratedBlock(Width, Hidden)))).Max()),
+    ("hand-written tp=2", () => Ranks.Run(new MeshShape(tp: 2), c => Measure(() => Stack(_ => new HandWrittenBlock(Width, Hidden, c.TensorParallel)))).Max()),
     ("generated tp=2 MPI", () => UnderMpi()),
 };
 for (int round = 0; round < rounds; round++)

@@ -16,14 +16,14 @@ using static TorchSharp.torch;
 var options = ExampleOptions.Parse(args);
 torch.set_num_threads(1);
 
-// The single-device reference: the same class, built outside Parallel.Run, is the plain model.
+// The single-device reference: the same class, built outside Ranks.Run, is the plain model.
 torch.manual_seed(options.Seed);
 var reference = Task.NewModel(options);
 var logical = reference.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone());
 var (inputs, targets) = Task.Data(options);
 var referenceLosses = Task.Train(reference, inputs, targets, options, Replica.Whole);
 
-var losses = Parallel.Run(new MeshShape(dp: options.Dp, pp: options.Pp, tp: options.Tp), context =>
+var losses = Ranks.Run(new MeshShape(dp: options.Dp, pp: options.Pp, tp: options.Tp), context =>
 {
     var model = Task.NewModel(options);
     LogicalState.Load(model, logical);

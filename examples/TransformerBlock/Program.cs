@@ -37,7 +37,7 @@ var inputs = torch.empty(steps, batch, time, width).normal_(0, 1, generator);
 var targets = inputs.cumsum(2) / torch.arange(1, time + 1, dtype: torch.float32).view(1, 1, time, 1);
 var expected = Train(reference, log: false);
 
-var curves = Parallel.Run(new MeshShape(tp: tp), context =>
+var curves = Ranks.Run(new MeshShape(tp: tp), context =>
 {
     var model = NewModel();
     LogicalState.Load(model, logical);

@@ -52,7 +52,7 @@ namespace ModelParallel.Generators
                 int backward = module.Interceptions.Count(i => i.Kind == InterceptionKind.Forward && i.Placement == LayerPlacement.Column);
                 w.Line($"// Collectives per step when tp > 1: {forward} all-reduce(s) in forward (g after RowParallel), {backward} in backward (f before ColumnParallel).");
                 if (module.Pipeline is { } pipeline) WritePipelinePlan(w, pipeline);
-                w.Line("// Outside Parallel.Run every call below is the plain TorchSharp call: the single-device model.").Line();
+                w.Line("// Outside Ranks.Run every call below is the plain TorchSharp call: the single-device model.").Line();
             }
 
             private static string Describe(LayerPlacement placement) => placement switch
@@ -133,7 +133,7 @@ namespace ModelParallel.Generators
                         w.Line($"// {site.Field} = torch.nn.Embedding(...) at {site.Where}: build the VocabParallel shard: rows [num_embeddings/tp, dim] S(0){StageNote(site.Role)}");
                         w.Line(attribute);
                         w.Line($"internal static {site.ReturnType} Create_{site.Field}_{index}({parameters})");
-                        w.Line($"    => global::TorchSharp.torch.nn.Embedding(global::ModelParallel.Layers.VocabParallel.LocalRows(\"{layer}\", {site.Parameters[0].Name}), {string.Join(", ", rest)});");
+                        w.Line($"    => global::ModelParallel.Layers.LayerOwnership.Own(global::TorchSharp.torch.nn.Embedding(global::ModelParallel.Layers.VocabParallel.LocalRows(\"{layer}\", {site.Parameters[0].Name}), {string.Join(", ", rest)}));");
                         return;
                     }
                     case InterceptionKind.Dropout:

@@ -22,7 +22,7 @@ namespace ModelParallel.Generators.Tests
             var paths = ((string)AppContext.GetData("TRUSTED_PLATFORM_ASSEMBLIES")!).Split(Path.PathSeparator).ToList();
             paths.Add(typeof(TorchSharp.torch).Assembly.Location);
             paths.Add(typeof(ParallelModuleAttribute).Assembly.Location);
-            paths.Add(typeof(Parallel).Assembly.Location);
+            paths.Add(typeof(Ranks).Assembly.Location);
             return paths.Distinct().Select(p => (MetadataReference)MetadataReference.CreateFromFile(p)).ToImmutableArray();
         });
 

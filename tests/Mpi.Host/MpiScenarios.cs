@@ -137,7 +137,7 @@ namespace ModelParallel.Tests
             var batches = Enumerable.Range(0, 3).Select(_ => (torch.empty(batch, shape.Features).normal_(0, 1, generator), torch.empty(batch, shape.Outputs).normal_(0, 1, generator))).ToList();
             var expected = TrainingRun.Train(reference, batches, m => m.named_parameters().ToDictionary(p => p.name, p => p.parameter.grad!.clone()), m => m.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone()));
 
-            Parallel.Run(mesh, context =>
+            Ranks.Run(mesh, context =>
             {
                 var model = new TestModel(shape);
                 LogicalState.Load(model, logical);
@@ -172,7 +172,7 @@ namespace ModelParallel.Tests
             var batches = Enumerable.Range(0, 3).Select(_ => (torch.empty(batch, shape.Features).normal_(0, 1, generator), torch.empty(batch, shape.Outputs).normal_(0, 1, generator))).ToList();
             var expected = TrainingRun.Train(reference, batches, m => m.named_parameters().ToDictionary(p => p.name, p => p.parameter.grad!.clone()), m => m.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone()));
 
-            Parallel.Run(mesh, context =>
+            Ranks.Run(mesh, context =>
             {
                 var model = new PipelineTestModel(shape);
                 LogicalState.Load(model, logical);

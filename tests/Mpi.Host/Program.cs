@@ -10,17 +10,17 @@ int world = int.Parse(Environment.GetEnvironmentVariable("PMI_SIZE") ?? "1");
 switch (args.FirstOrDefault())
 {
     case "collectives":
-        Parallel.Run(new MeshShape(tp: world), MpiScenarios.Collectives);
+        Ranks.Run(new MeshShape(tp: world), MpiScenarios.Collectives);
         break;
     case "fail":
-        Parallel.Run(new MeshShape(tp: world), context =>
+        Ranks.Run(new MeshShape(tp: world), context =>
         {
             if (context.Rank == 1) throw new InvalidOperationException("boom from rank 1");
             context.TensorParallel.AllReduce(torch.ones(4));
         });
         break;
     case "mismatch":
-        Parallel.Run(new MeshShape(tp: world + 1), _ => { });
+        Ranks.Run(new MeshShape(tp: world + 1), _ => { });
         break;
     case "equivalence":
         // equivalence DP TP: the mesh dp x tp (its size must be the process count)

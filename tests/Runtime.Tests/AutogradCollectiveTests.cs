@@ -11,7 +11,7 @@ namespace ModelParallel.Tests
         [Fact]
         public void CopyIsIdentityForwardAndAllReduceBackward()
         {
-            var results = Parallel.Run(new MeshShape(tp: 2), context =>
+            var results = Ranks.Run(new MeshShape(tp: 2), context =>
             {
                 var x = torch.tensor(new float[] { 1, 2 }, requires_grad: true);
                 var y = TensorParallel.CopyToTensorParallel(x, context.TensorParallel);
@@ -29,7 +29,7 @@ namespace ModelParallel.Tests
         [Fact]
         public void ReduceIsAllReduceForwardAndIdentityBackward()
         {
-            var results = Parallel.Run(new MeshShape(tp: 2), context =>
+            var results = Ranks.Run(new MeshShape(tp: 2), context =>
             {
                 var x = torch.tensor(new float[] { context.Rank + 1, 10 }, requires_grad: true);
                 var y = TensorParallel.ReduceFromTensorParallel(x, context.TensorParallel);
@@ -47,7 +47,7 @@ namespace ModelParallel.Tests
         [Fact]
         public void GatherAndScatterAreEachOthersConjugates()
         {
-            var results = Parallel.Run(new MeshShape(tp: 2), context =>
+            var results = Ranks.Run(new MeshShape(tp: 2), context =>
             {
                 var local = torch.tensor(new float[] { 10 * context.Rank, 10 * context.Rank + 1 }, requires_grad: true);
                 var gathered = TensorParallel.GatherFromTensorParallel(local, context.TensorParallel, dim: 0);

@@ -19,7 +19,7 @@ namespace ModelParallel.Tests
         [InlineData(4, new double[] { 10, 100, 1000 })]
         public void AllReduceSums(int ranks, double[] expected)
         {
-            var results = Parallel.Run(new MeshShape(tp: ranks), context =>
+            var results = Ranks.Run(new MeshShape(tp: ranks), context =>
             {
                 var t = Contribution(context.Rank);
                 context.TensorParallel.AllReduce(t);
@@ -31,7 +31,7 @@ namespace ModelParallel.Tests
         [Fact]
         public void AllReduceAveragesAndMaxes()
         {
-            var results = Parallel.Run(new MeshShape(tp: 4), context =>
+            var results = Ranks.Run(new MeshShape(tp: 4), context =>
             {
                 var mean = Contribution(context.Rank);
                 context.TensorParallel.AllReduce(mean, ReduceOp.Average);
@@ -49,7 +49,7 @@ namespace ModelParallel.Tests
         [Fact]
         public void AllReduceWritesBackIntoANonContiguousView()
         {
-            var results = Parallel.Run(new MeshShape(tp: 2), context =>
+            var results = Ranks.Run(new MeshShape(tp: 2), context =>
             {
                 // A 2x3 tensor and its transposed (non-contiguous) view; the reduction must land in the original.
                 var storage = torch.arange(6, dtype: torch.float32).reshape(2, 3) * (context.Rank + 1);
@@ -65,7 +65,7 @@ namespace ModelParallel.Tests
         [Fact]
         public void AllReduceOfMoreRanksThanElements()
         {
-            var results = Parallel.Run(new MeshShape(tp: 4), context =>
+            var results = Ranks.Run(new MeshShape(tp: 4), context =>
             {
                 var t = torch.tensor(new long[] { context.Rank, 1 });
                 context.TensorParallel.AllReduce(t);
@@ -81,7 +81,7 @@ namespace ModelParallel.Tests
         [InlineData(4)]
         public void AllGatherConcatenatesInRankOrder(int ranks)
         {
-            var results = Parallel.Run(new MeshShape(tp: ranks), context =>
+            var results = Ranks.Run(new MeshShape(tp: ranks), context =>
                 context.TensorParallel.AllGather(torch.full(new long[] { 2, 1 }, context.Rank, torch.float32), dim: -1));
             var expected = Enumerable.Range(0, 2).SelectMany(_ => Enumerable.Range(0, ranks).Select(r => (double)r)).ToArray();
             foreach (var r in results)
@@ -97,7 +97,7 @@ namespace ModelParallel.Tests
         [InlineData(4)]
         public void ReduceScatterGivesEachRankItsSliceOfTheSum(int ranks)
         {
-            var results = Parallel.Run(new MeshShape(tp: ranks), context =>
+            var results = Ranks.Run(new MeshShape(tp: ranks), context =>
                 // Rank r contributes (r + 1) * [0, 1, ..., 4 * ranks - 1].
                 context.TensorParallel.ReduceScatter(torch.arange(4 * ranks, dtype: torch.float32) * (context.Rank + 1), dim: 0));
             double factor = ranks * (ranks + 1) / 2.0;
@@ -108,7 +108,7 @@ namespace ModelParallel.Tests
         [Fact]
         public void IntoVariantsWriteTheCallersTensorAndRejectAWrongShape()
         {
-            var results = Parallel.Run(new MeshShape(tp: 2), context =>
+            var results = Ranks.Run(new MeshShape(tp: 2), context =>
             {
                 var c = context.TensorParallel;
                 var gathered = torch.empty(2, 2);
@@ -129,7 +129,7 @@ namespace ModelParallel.Tests
         [Fact]
         public void BroadcastCopiesTheRootsTensor()
         {
-            var results = Parallel.Run(new MeshShape(tp: 3), context =>
+            var results = Ranks.Run(new MeshShape(tp: 3), context =>
             {
                 var t = torch.full(new long[] { 3 }, context.Rank * 7, torch.float32);
                 context.TensorParallel.Broadcast(t, root: 2);
@@ -141,7 +141,7 @@ namespace ModelParallel.Tests
         [Fact]
         public void SendAndReceivePassAroundARing()
         {
-            var results = Parallel.Run(new MeshShape(tp: 4), context =>
+            var results = Ranks.Run(new MeshShape(tp: 4), context =>
             {
                 var c = context.TensorParallel;
                 c.Send(torch.full(new long[] { 2 }, 100 + c.Rank, torch.float32), (c.Rank + 1) % c.Size, tag: 5);
@@ -157,7 +157,7 @@ namespace ModelParallel.Tests
         [Fact]
         public void CountingCommunicatorCountsCallsAndElements()
         {
-            var counts = Parallel.Run(new MeshShape(tp: 2), context =>
+            var counts = Ranks.Run(new MeshShape(tp: 2), context =>
             {
                 var counting = (CountingCommunicator)context.TensorParallel;
                 counting.AllReduce(torch.ones(5));

@@ -33,7 +33,7 @@ namespace ModelParallel.Tests
             var expected = TrainingRun.Train(reference, batches, m => m.named_parameters().ToDictionary(p => p.name, p => p.parameter.grad!.clone()),
                 m => m.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone()));
 
-            var results = Parallel.Run(new MeshShape(dp: dp, tp: tp), context =>
+            var results = Ranks.Run(new MeshShape(dp: dp, tp: tp), context =>
             {
                 var model = new TestModel(Shape);
                 LogicalState.Load(model, logical);
@@ -60,7 +60,7 @@ namespace ModelParallel.Tests
         [Fact]
         public void BucketsAreReducedDuringBackwardOncePerStep()
         {
-            var counts = Parallel.Run(new MeshShape(dp: 2, tp: 2), context =>
+            var counts = Ranks.Run(new MeshShape(dp: 2, tp: 2), context =>
             {
                 var counting = (CountingCommunicator)context.DataParallel;
                 var model = new TestModel(Shape);

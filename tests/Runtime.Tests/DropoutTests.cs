@@ -19,7 +19,7 @@ namespace ModelParallel.Tests
             torch.manual_seed(5);
             var logical = new DropoutMlp(Width, shardedDropout: false).state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone());
             var input = torch.randn(6, Width);
-            Tensor[] Outputs(int tp) => Parallel.Run(new MeshShape(tp: tp), context =>
+            Tensor[] Outputs(int tp) => Ranks.Run(new MeshShape(tp: tp), context =>
             {
                 var model = new DropoutMlp(Width, shardedDropout: false);
                 LogicalState.Load(model, logical);
@@ -36,7 +36,7 @@ namespace ModelParallel.Tests
         [Fact]
         public void ShardedDropoutDrawsADifferentMaskOnEachTpRankAndReplicatedTheSame()
         {
-            var masks = Parallel.Run(new MeshShape(tp: 2), context =>
+            var masks = Ranks.Run(new MeshShape(tp: 2), context =>
                 (Sharded: ParallelDropout.Dropout("test", true, torch.ones(4096), 0.5, true, false),
                  Replicated: ParallelDropout.Dropout("test", false, torch.ones(4096), 0.5, true, false)));
             Assert.False(masks[0].Sharded.eq(masks[1].Sharded).all().item<bool>(), "sharded slices get independent masks");
@@ -50,7 +50,7 @@ namespace ModelParallel.Tests
         public void ShardedDropoutTrainsAtTp2()
         {
             // No single-device equal exists for sharded dropout (the slices draw independent masks); check it runs and learns.
-            var losses = Parallel.Run(new MeshShape(tp: 2), context =>
+            var losses = Ranks.Run(new MeshShape(tp: 2), context =>
             {
                 torch.manual_seed(8);
                 var model = new DropoutMlp(Width, shardedDropout: true);

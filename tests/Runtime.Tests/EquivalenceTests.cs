@@ -42,7 +42,7 @@ namespace ModelParallel.Tests
             var expected = TrainingRun.Train(reference, batches, gradients: m => m.named_parameters().ToDictionary(p => p.name, p => p.parameter.grad!.clone()),
                 state: m => m.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone()));
 
-            var results = Parallel.Run(new MeshShape(tp: tp), context =>
+            var results = Ranks.Run(new MeshShape(tp: tp), context =>
             {
                 var model = new TestModel(shape);
                 LogicalState.Load(model, logical);
@@ -59,7 +59,7 @@ namespace ModelParallel.Tests
         public void OneAllReduceForwardAndOneBackwardPerBlock(int tp)
         {
             var shape = Shapes[0];
-            var counts = Parallel.Run(new MeshShape(tp: tp), context =>
+            var counts = Ranks.Run(new MeshShape(tp: tp), context =>
             {
                 var counting = (CountingCommunicator)context.TensorParallel;
                 var model = new TestModel(shape);

@@ -17,7 +17,7 @@ namespace ModelParallel.Tests
         public void ARankThatThrowsEndsTheRunAndIsNamed()
         {
             var clock = Stopwatch.StartNew();
-            var error = Assert.Throws<RankFailedException>(() => Parallel.Run(new MeshShape(tp: 4), context =>
+            var error = Assert.Throws<RankFailedException>(() => Ranks.Run(new MeshShape(tp: 4), context =>
             {
                 if (context.Rank == 2) throw new InvalidOperationException("boom on purpose");
                 // The others wait in a collective rank 2 never joins; the abort must release them.
@@ -33,7 +33,7 @@ namespace ModelParallel.Tests
         [Fact]
         public void MismatchedShapesAreReportedNotHung()
         {
-            var error = Assert.Throws<RankFailedException>(() => Parallel.Run(new MeshShape(tp: 2), context =>
+            var error = Assert.Throws<RankFailedException>(() => Ranks.Run(new MeshShape(tp: 2), context =>
                 context.TensorParallel.AllReduce(torch.ones(context.Rank + 2))));
             var mismatch = Assert.IsType<CollectiveMismatchException>(error.InnerException);
             Assert.Contains("float32[2]", mismatch.Message);
@@ -44,7 +44,7 @@ namespace ModelParallel.Tests
         public void AnExtraCollectiveOnOneRankIsReportedNotHung()
         {
             var clock = Stopwatch.StartNew();
-            var error = Assert.Throws<RankFailedException>(() => Parallel.Run(new MeshShape(tp: 2), context =>
+            var error = Assert.Throws<RankFailedException>(() => Ranks.Run(new MeshShape(tp: 2), context =>
             {
                 context.TensorParallel.AllReduce(torch.ones(2));
                 if (context.Rank == 1) context.TensorParallel.AllReduce(torch.ones(2));
@@ -57,7 +57,7 @@ namespace ModelParallel.Tests
         [Fact]
         public void AReceiveWithoutASendIsReportedNotHung()
         {
-            var error = Assert.Throws<RankFailedException>(() => Parallel.Run(new MeshShape(tp: 2), context =>
+            var error = Assert.Throws<RankFailedException>(() => Ranks.Run(new MeshShape(tp: 2), context =>
             {
                 if (context.Rank == 0) context.TensorParallel.Receive(torch.zeros(2), source: 1);
             }));
@@ -71,7 +71,7 @@ namespace ModelParallel.Tests
             // TorchSharp's native autograd engine. The failure must surface without ending the process.
             var shape = new ModelShape(4, 8, 16, 2, Depth: 1, Bias: true);
             var clock = Stopwatch.StartNew();
-            var error = Assert.Throws<RankFailedException>(() => Parallel.Run(new MeshShape(tp: 2), context =>
+            var error = Assert.Throws<RankFailedException>(() => Ranks.Run(new MeshShape(tp: 2), context =>
             {
                 var model = new TestModel(shape);
                 var loss = model.forward(torch.ones(3, 4)).sum();
@@ -87,9 +87,9 @@ namespace ModelParallel.Tests
         [Fact]
         public void IndivisibleLayerSizesNameTheLayerDimensionAndMesh()
         {
-            var error = Assert.Throws<RankFailedException>(() => Parallel.Run(new MeshShape(tp: 4), _ =>
+            var error = Assert.Throws<RankFailedException>(() => Ranks.Run(new MeshShape(tp: 4), _ =>
                 new TestModel(new ModelShape(4, 8, Hidden: 10, 2, Depth: 1, Bias: true))));
-            var inner = Assert.IsType<ArgumentException>(error.InnerException);
+            var inner = Assert.IsType<PartitionException>(error.InnerException);
             Assert.Contains("ModelParallel.Tests.Models.TestBlock.up", inner.Message);
             Assert.Contains("out_features = 10", inner.Message);
             Assert.Contains("tp = 4", inner.Message);

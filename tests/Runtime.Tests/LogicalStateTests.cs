@@ -26,7 +26,7 @@ namespace ModelParallel.Tests
         public void EachRankHoldsOnlyItsShardAndExportRestoresTheLogicalState()
         {
             var logical = new ReferenceModel(Shape).state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone());
-            var results = Parallel.Run(new MeshShape(tp: 2), context =>
+            var results = Ranks.Run(new MeshShape(tp: 2), context =>
             {
                 var model = new TestModel(Shape);
                 LogicalState.Load(model, logical);
@@ -58,7 +58,7 @@ namespace ModelParallel.Tests
 
             var wrongShape = logical.ToDictionary(kv => kv.Key, kv => kv.Value);
             wrongShape["blocks.1.up.weight"] = torch.zeros(17, 8);
-            var error = Assert.Throws<RankFailedException>(() => Parallel.Run(new MeshShape(tp: 2), _ => LogicalState.Load(new TestModel(Shape), wrongShape)));
+            var error = Assert.Throws<RankFailedException>(() => Ranks.Run(new MeshShape(tp: 2), _ => LogicalState.Load(new TestModel(Shape), wrongShape)));
             Assert.Contains("blocks.1.up.weight", error.InnerException!.Message);
             Assert.Contains("tp = 2", error.InnerException.Message);
         }
@@ -66,7 +66,7 @@ namespace ModelParallel.Tests
         [Fact]
         public void InitialisationIsDeterministicAndReplicatedLayersAgreeAcrossRanks()
         {
-            Func<System.Collections.Generic.Dictionary<string, torch.Tensor>[]> run = () => Parallel.Run(new MeshShape(tp: 2), _ =>
+            Func<System.Collections.Generic.Dictionary<string, torch.Tensor>[]> run = () => Ranks.Run(new MeshShape(tp: 2), _ =>
                 new TestModel(Shape).state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.clone()), new RunOptions { Seed = 99 });
             var first = run();
             var second = run();

@@ -29,7 +29,7 @@ namespace ModelParallel.Tests
         public void PerAxisCommunicatorsGroupTheRightRanks()
         {
             // tp groups are {0,1} and {2,3}; dp groups are {0,2} and {1,3}.
-            var groups = Parallel.Run(new MeshShape(dp: 2, tp: 2), context =>
+            var groups = Ranks.Run(new MeshShape(dp: 2, tp: 2), context =>
                 (Tp: (context.TensorParallel.Rank, context.TensorParallel.Size), Dp: (context.DataParallel.Rank, context.DataParallel.Size), World: context.World.Size));
             for (int rank = 0; rank < 4; rank++)
             {

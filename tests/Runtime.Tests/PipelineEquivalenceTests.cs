@@ -46,7 +46,7 @@ namespace ModelParallel.Tests
         {
             var (logical, batches, expected) = Reference();
             int virtualStages = schedule == "interleaved" ? 2 : 1;
-            var results = Parallel.Run(new MeshShape(dp: dp, pp: pp, tp: tp), context =>
+            var results = Ranks.Run(new MeshShape(dp: dp, pp: pp, tp: tp), context =>
             {
                 var model = new PipelineTestModel(Shape);
                 LogicalState.Load(model, logical);

@@ -18,7 +18,7 @@ namespace ModelParallel.Tests
         [Fact]
         public void EachRankAllocatesOnlyTheLayersOfItsStage()
         {
-            var held = Parallel.Run(new MeshShape(pp: 2), context =>
+            var held = Ranks.Run(new MeshShape(pp: 2), context =>
             {
                 var model = new PipelineTestModel(Shape);
                 return model.named_parameters().Where(p => p.parameter.device.type != DeviceType.META).Select(p => p.name).OrderBy(n => n).ToArray();
@@ -33,7 +33,7 @@ namespace ModelParallel.Tests
         [Fact]
         public void CallingForwardDirectlyOnAPipelinedModelNamesTheLayerAndTheExecutor()
         {
-            var error = Assert.Throws<RankFailedException>(() => Parallel.Run(new MeshShape(pp: 2), context =>
+            var error = Assert.Throws<RankFailedException>(() => Ranks.Run(new MeshShape(pp: 2), context =>
             {
                 var model = new PipelineTestModel(Shape);
                 model.forward(torch.ones(2, Shape.Features));
@@ -45,7 +45,7 @@ namespace ModelParallel.Tests
         [Fact]
         public void AScheduleForAnotherMeshIsRejectedBeforeAnyWork()
         {
-            var error = Assert.Throws<RankFailedException>(() => Parallel.Run(new MeshShape(pp: 2), context =>
+            var error = Assert.Throws<RankFailedException>(() => Ranks.Run(new MeshShape(pp: 2), context =>
                 new PipelineExecutor(new PipelineTestModel(Shape), PipelineSchedule.GPipe(4, 4), (y, t) => nn.functional.mse_loss(y, t))));
             Assert.Contains("Schedule 'gpipe' has 4 stages; the mesh has pp = 2", error.ToString());
         }
@@ -53,7 +53,7 @@ namespace ModelParallel.Tests
         [Fact]
         public void ABatchThatDoesNotSplitIntoMicrobatchesIsAClearError()
         {
-            var error = Assert.Throws<RankFailedException>(() => Parallel.Run(new MeshShape(pp: 2), context =>
+            var error = Assert.Throws<RankFailedException>(() => Ranks.Run(new MeshShape(pp: 2), context =>
             {
                 var executor = new PipelineExecutor(new PipelineTestModel(Shape), PipelineSchedule.GPipe(2, 4), (y, t) => nn.functional.mse_loss(y, t));
                 executor.Step(torch.ones(6, Shape.Features), torch.ones(6, Shape.Outputs));
@@ -64,7 +64,7 @@ namespace ModelParallel.Tests
         [Fact]
         public void TheTraceHasOneTrackPerRankWithEveryActionAndABubble()
         {
-            var traces = Parallel.Run(new MeshShape(pp: 2), context =>
+            var traces = Ranks.Run(new MeshShape(pp: 2), context =>
             {
                 var executor = new PipelineExecutor(new PipelineTestModel(Shape), PipelineSchedule.OneForwardOneBackward(2, 4), (y, t) => nn.functional.mse_loss(y, t));
                 executor.Step(torch.ones(8, Shape.Features), torch.ones(8, Shape.Outputs));

@@ -40,7 +40,7 @@ namespace ModelParallel.Tests
         [Fact]
         public void PartialSumsAreReducedOnceWhereNeeded()
         {
-            var counts = Parallel.Run(new MeshShape(tp: 2), context =>
+            var counts = Ranks.Run(new MeshShape(tp: 2), context =>
             {
                 var counting = (Communication.CountingCommunicator)context.TensorParallel;
                 var model = new TwoBranches(Width);
@@ -64,7 +64,7 @@ namespace ModelParallel.Tests
             var batches = Enumerable.Range(0, 3).Select(_ => (torch.randn(4, inputs), torch.randn(4, Width))).ToList();
             var expected = TrainingRun.Train(reference, batches, m => m.named_parameters().ToDictionary(p => p.name, p => p.parameter.grad!.clone()),
                 m => m.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone()));
-            var results = Parallel.Run(new MeshShape(tp: tp), context =>
+            var results = Ranks.Run(new MeshShape(tp: tp), context =>
             {
                 var model = partitioned();
                 LogicalState.Load(model, logical);

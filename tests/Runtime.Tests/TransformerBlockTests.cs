@@ -32,7 +32,7 @@ namespace ModelParallel.Tests
             var expected = TrainingRun.Train(reference, batches, m => m.named_parameters().ToDictionary(p => p.name, p => p.parameter.grad!.clone()),
                 m => m.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone()));
 
-            var results = Parallel.Run(new MeshShape(tp: tp), context =>
+            var results = Ranks.Run(new MeshShape(tp: tp), context =>
             {
                 var model = new BlockStack<TransformerBlock>(Depth, () => new TransformerBlock(Width, Heads, Hidden));
                 LogicalState.Load(model, logical);
@@ -48,7 +48,7 @@ namespace ModelParallel.Tests
         [InlineData(4)]
         public void TwoAllReducesForwardAndTwoBackwardPerBlock(int tp)
         {
-            var counts = Parallel.Run(new MeshShape(tp: tp), context =>
+            var counts = Ranks.Run(new MeshShape(tp: tp), context =>
             {
                 var counting = (CountingCommunicator)context.TensorParallel;
                 var model = new BlockStack<TransformerBlock>(Depth, () => new TransformerBlock(Width, Heads, Hidden));
@@ -72,7 +72,7 @@ namespace ModelParallel.Tests
         [Fact]
         public void HeadsNotDivisibleByTpAreAClearErrorNamingTheLayer()
         {
-            var error = Assert.Throws<RankFailedException>(() => Parallel.Run(new MeshShape(tp: 4), context =>
+            var error = Assert.Throws<RankFailedException>(() => Ranks.Run(new MeshShape(tp: 4), context =>
                 new TransformerBlock(width: 12, heads: 3, hidden: 16).forward(torch.ones(1, 2, 12))));
             Assert.Contains("TransformerBlock.forward at TransformerBlock.cs(", error.ToString());
             Assert.Contains("has size 3, not divisible by tp = 4", error.ToString());

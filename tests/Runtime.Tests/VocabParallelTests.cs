@@ -30,7 +30,7 @@ namespace ModelParallel.Tests
             var (expectedLoss, expectedGradients, expectedState) = Train(reference, batches, m => m.named_parameters().ToDictionary(p => p.name, p => p.parameter.grad!.clone()),
                 m => m.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone()));
 
-            var results = Parallel.Run(new MeshShape(tp: tp), context =>
+            var results = Ranks.Run(new MeshShape(tp: tp), context =>
             {
                 var model = new TinyLanguageModel(Vocab, Width, Hidden);
                 LogicalState.Load(model, logical);
@@ -47,7 +47,7 @@ namespace ModelParallel.Tests
         [Fact]
         public void TheLogitsAreNeverGathered()
         {
-            var counts = Parallel.Run(new MeshShape(tp: 2), context =>
+            var counts = Ranks.Run(new MeshShape(tp: 2), context =>
             {
                 var counting = (CountingCommunicator)context.TensorParallel;
                 var model = new TinyLanguageModel(Vocab, Width, Hidden);

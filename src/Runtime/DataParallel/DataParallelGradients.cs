@@ -45,10 +45,10 @@ namespace ModelParallel.DataParallel
             foreach (var (_, parameter, index) in order) indexOf[parameter] = index;
         }
 
-        /// <summary>The gradient averaging of <paramref name="model"/> on this rank's dp axis. Call inside Parallel.Run.</summary>
+        /// <summary>The gradient averaging of <paramref name="model"/> on this rank's dp axis. Call inside Ranks.Run.</summary>
         public static DataParallelGradients Attach(torch.nn.Module model, long bucketElements = DefaultBucketElements)
         {
-            var context = RankContext.Current ?? throw new InvalidOperationException("DataParallelGradients.Attach must be called inside Parallel.Run.");
+            var context = RankContext.Current ?? throw new InvalidOperationException("DataParallelGradients.Attach must be called inside Ranks.Run.");
             if (bucketElements < 1) throw new ArgumentOutOfRangeException(nameof(bucketElements), $"Bucket size must be positive; got {bucketElements}.");
             var gradients = new DataParallelGradients(model, context, bucketElements);
             if (context.Mesh.Dp > 1) context.GradientTaps = gradients;

@@ -3,7 +3,7 @@ using ModelParallel.Communication;
 
 namespace ModelParallel
 {
-    /// <summary>Options of <see cref="Parallel.Run(MeshShape, Action{RankContext}, RunOptions?)"/>.</summary>
+    /// <summary>Options of <see cref="Ranks.Run(MeshShape, Action{RankContext}, RunOptions?)"/>.</summary>
     public sealed record RunOptions
     {
         /// <summary>The seed layer initialisation derives its per-layer, per-shard streams from.</summary>

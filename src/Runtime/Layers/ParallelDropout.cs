@@ -8,7 +8,7 @@ namespace ModelParallel.Layers
     /// forward: on a replicated activation every tp rank draws the same mask (the same stream), so the replicas stay
     /// identical; on a sharded activation each tp rank draws its own (a stream per tp rank), so the slices are
     /// independent. Streams come from the run's seed, the dp coordinate and a per-rank call counter that advances
-    /// identically on every tp rank. Outside Parallel.Run it is TorchSharp's dropout.
+    /// identically on every tp rank. Outside Ranks.Run it is TorchSharp's dropout.
     /// </summary>
     public static class ParallelDropout
     {

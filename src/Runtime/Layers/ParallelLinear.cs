@@ -8,7 +8,7 @@ namespace ModelParallel.Layers
     /// <summary>
     /// What the generated interceptors call for <c>Linear</c> fields of a <c>[ParallelModule]</c>: the
     /// constructors of the local shards and the forwards with the communication their placements need.
-    /// Outside <see cref="Parallel.Run(MeshShape, Action{RankContext}, RunOptions?)"/> every method is the
+    /// Outside <see cref="Ranks.Run(MeshShape, Action{RankContext}, RunOptions?)"/> every method is the
     /// plain TorchSharp call, so the model is exactly the single-device model.
     /// </summary>
     public static class ParallelLinear
@@ -25,7 +25,7 @@ namespace ModelParallel.Layers
             if (context is null) return torch.nn.Linear(inputSize, outputSize, hasBias, device, dtype);
             int rank = context.Coordinates.Tp;
             if (chunks > 1 && outputSize % (chunks * context.Mesh.Tp) != 0)
-                throw new ArgumentException(
+                throw new PartitionException(
                     $"Layer '{layer}' (ColumnParallel, output split into {chunks} parts in forward): out_features = {outputSize} is not divisible by {chunks} parts x tp = {context.Mesh.Tp} ({context.Mesh}).");
             long local = Divide(layer, "ColumnParallel", "out_features", outputSize, context.Mesh);
             return Build(context, inputSize, local, inputSize, hasBias, weightShard: rank, biasShard: rank, device, dtype);
@@ -53,7 +53,7 @@ namespace ModelParallel.Layers
         /// <summary>f (identity forward, all-reduce backward), then the local shard: input R, output S(-1).</summary>
         public static torch.Tensor ColumnForward(string layer, Linear self, torch.Tensor input)
         {
-            var context = RankContext.Current;
+            var context = LayerOwnership.ContextFor(layer, self);
             if (context is null) return self.forward(input);
             context.ThrowIfDeferredFailure();
             return Local(context, self, TensorParallel.CopyToTensorParallel(input, context.TensorParallel));
@@ -62,7 +62,7 @@ namespace ModelParallel.Layers
         /// <summary>The local shard (S(-1) → P), g (all-reduce forward, identity backward), then the bias once: output R.</summary>
         public static torch.Tensor RowForward(string layer, Linear self, torch.Tensor input)
         {
-            var context = RankContext.Current;
+            var context = LayerOwnership.ContextFor(layer, self);
             if (context is null) return self.forward(input);
             context.ThrowIfDeferredFailure();
             if (context.Mesh.Tp == 1) return Local(context, self, input);
@@ -86,7 +86,7 @@ namespace ModelParallel.Layers
         /// </summary>
         public static torch.Tensor ColumnForwardGathered(string layer, Linear self, torch.Tensor input)
         {
-            var context = RankContext.Current;
+            var context = LayerOwnership.ContextFor(layer, self);
             if (context is null || context.Mesh.Tp == 1) return ColumnForward(layer, self, input);
             return ColumnForward(layer, self, TensorParallel.GatherFromTensorParallel(input, context.TensorParallel, -1));
         }
@@ -97,7 +97,7 @@ namespace ModelParallel.Layers
         /// </summary>
         public static torch.Tensor RowForwardSliced(string layer, Linear self, torch.Tensor input)
         {
-            var context = RankContext.Current;
+            var context = LayerOwnership.ContextFor(layer, self);
             if (context is null || context.Mesh.Tp == 1) return RowForward(layer, self, input);
             return RowForward(layer, self, TensorParallel.ScatterToTensorParallel(input, context.TensorParallel, -1));
         }
@@ -108,7 +108,7 @@ namespace ModelParallel.Layers
         /// </summary>
         public static torch.Tensor RowForwardPartial(string layer, Linear self, torch.Tensor input)
         {
-            var context = RankContext.Current;
+            var context = LayerOwnership.ContextFor(layer, self);
             if (context is null || context.Mesh.Tp == 1) return RowForward(layer, self, input);
             context.ThrowIfDeferredFailure();
             var partial = torch.nn.functional.linear(input, context.Tapped(self.weight)!, null);
@@ -121,7 +121,7 @@ namespace ModelParallel.Layers
         /// </summary>
         public static torch.Tensor RowForwardReduceScattered(string layer, Linear self, torch.Tensor input)
         {
-            var context = RankContext.Current;
+            var context = LayerOwnership.ContextFor(layer, self);
             if (context is null || context.Mesh.Tp == 1) return RowForward(layer, self, input);
             return RowForward(layer, self, TensorParallel.ReduceScatterToTensorParallel(input, context.TensorParallel, -1));
         }
@@ -129,7 +129,7 @@ namespace ModelParallel.Layers
         /// <summary>A ColumnParallel layer fed a partial sum: reduce it (g: all-reduce forward, identity backward), then <see cref="ColumnForward"/>.</summary>
         public static torch.Tensor ColumnForwardReduced(string layer, Linear self, torch.Tensor input)
         {
-            var context = RankContext.Current;
+            var context = LayerOwnership.ContextFor(layer, self);
             if (context is null || context.Mesh.Tp == 1) return ColumnForward(layer, self, input);
             return ColumnForward(layer, self, TensorParallel.ReduceFromTensorParallel(input, context.TensorParallel));
         }
@@ -137,7 +137,7 @@ namespace ModelParallel.Layers
         /// <summary>A replicated layer fed a partial sum: reduce it (g), then <see cref="ReplicatedForward"/>.</summary>
         public static torch.Tensor ReplicatedForwardReduced(string layer, Linear self, torch.Tensor input)
         {
-            var context = RankContext.Current;
+            var context = LayerOwnership.ContextFor(layer, self);
             if (context is null || context.Mesh.Tp == 1) return ReplicatedForward(layer, self, input);
             return ReplicatedForward(layer, self, TensorParallel.ReduceFromTensorParallel(input, context.TensorParallel));
         }
@@ -145,7 +145,7 @@ namespace ModelParallel.Layers
         /// <summary>A replicated layer: the plain forward, with its gradients tapped for data parallelism when dp &gt; 1.</summary>
         public static torch.Tensor ReplicatedForward(string layer, Linear self, torch.Tensor input)
         {
-            var context = RankContext.Current;
+            var context = LayerOwnership.ContextFor(layer, self);
             if (context is null) return self.forward(input);
             context.ThrowIfDeferredFailure();
             return Local(context, self, input);
@@ -160,7 +160,7 @@ namespace ModelParallel.Layers
         private static long Divide(string layer, string placement, string dimension, long size, MeshShape mesh)
         {
             if (size % mesh.Tp != 0)
-                throw new ArgumentException(
+                throw new PartitionException(
                     $"Layer '{layer}' ({placement}): {dimension} = {size} is not divisible by tp = {mesh.Tp} ({mesh}).");
             return size / mesh.Tp;
         }
@@ -172,7 +172,7 @@ namespace ModelParallel.Layers
             var target = device ?? context.Device;
             var bound = LayerInitializer.LinearBound(fanIn);
             // Built on the meta device so nothing is allocated until the local shard is drawn.
-            var linear = torch.nn.Linear(inLocal, outLocal, hasBias, torch.META, dtype);
+            var linear = LayerOwnership.Own(torch.nn.Linear(inLocal, outLocal, hasBias, torch.META, dtype));
             // A layer of another pipeline stage stays on the meta device: its shapes, no memory.
             if (device?.type == DeviceType.META || !Pipelining.PipelineBuild.Holds(context, null)) return linear;
             linear.weight = new Parameter(LayerInitializer.Uniform([outLocal, inLocal], bound, context.Seed, ordinal, 0, weightShard, target, dtype));

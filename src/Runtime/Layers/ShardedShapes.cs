@@ -7,7 +7,7 @@ namespace ModelParallel.Layers
     /// <summary>
     /// What the generated interceptors call for <c>view</c> and <c>reshape</c> of a value sharded over tp: the model
     /// writes the logical shape (for example heads, not heads / tp); the dimension the generator found to carry the
-    /// shard is divided by tp. Outside <c>Parallel.Run</c>, or at tp = 1, the shape is used as written.
+    /// shard is divided by tp. Outside <c>Ranks.Run</c>, or at tp = 1, the shape is used as written.
     /// </summary>
     public static class ShardedShapes
     {
@@ -23,11 +23,11 @@ namespace ModelParallel.Layers
             if (context is null || context.Mesh.Tp == 1) return shape;
             int tp = context.Mesh.Tp, d = shardDim < 0 ? shape.Length + shardDim : shardDim;
             if (d < 0 || d >= shape.Length)
-                throw new ArgumentException($"{site}: the view [{string.Join(", ", shape)}] has no dimension {shardDim} to carry the tp shard ({context.Mesh}).");
+                throw new PartitionException($"{site}: the view [{string.Join(", ", shape)}] has no dimension {shardDim} to carry the tp shard ({context.Mesh}).");
             var local = (long[])shape.Clone();
             if (local[d] == -1) return local;
             if (local[d] % tp != 0)
-                throw new ArgumentException(
+                throw new PartitionException(
                     $"{site}: dimension {shardDim} of the view [{string.Join(", ", shape)}] carries the tp shard and has size {local[d]}, not divisible by tp = {tp} ({context.Mesh}). For attention, the number of heads must be divisible by tp.");
             local[d] /= tp;
             if (!local.Contains(-1) && local.Aggregate(1L, (a, b) => a * b) != self.numel())

@@ -8,7 +8,7 @@ namespace ModelParallel.Layers
 {
     /// <summary>
     /// What the generated interceptors call for a [VocabParallel] Embedding and for cross-entropy over logits sharded
-    /// on the vocabulary (the output of a ColumnParallel head). Outside Parallel.Run, or at tp = 1, the plain calls.
+    /// on the vocabulary (the output of a ColumnParallel head). Outside Ranks.Run, or at tp = 1, the plain calls.
     /// </summary>
     public static class VocabParallel
     {
@@ -18,14 +18,14 @@ namespace ModelParallel.Layers
             var context = RankContext.Current;
             if (context is null || context.Mesh.Tp == 1) return numEmbeddings;
             if (numEmbeddings % context.Mesh.Tp != 0)
-                throw new ArgumentException($"Layer '{layer}' (VocabParallel): num_embeddings = {numEmbeddings} is not divisible by tp = {context.Mesh.Tp} ({context.Mesh}).");
+                throw new PartitionException($"Layer '{layer}' (VocabParallel): num_embeddings = {numEmbeddings} is not divisible by tp = {context.Mesh.Tp} ({context.Mesh}).");
             return numEmbeddings / context.Mesh.Tp;
         }
 
         /// <summary>Ids R → this rank's rows for the ids in its range, zeros elsewhere (P) → all-reduce (g) → R.</summary>
         public static torch.Tensor EmbeddingForward(string layer, Embedding self, torch.Tensor ids)
         {
-            var context = RankContext.Current;
+            var context = LayerOwnership.ContextFor(layer, self);
             if (context is null || context.Mesh.Tp == 1) return self.forward(ids);
             context.ThrowIfDeferredFailure();
             var weight = context.Tapped(self.weight)!;

@@ -1,5 +1,6 @@
 using System;
 using System.Runtime.ExceptionServices;
+using System.Threading;
 using ModelParallel.Communication;
 using TorchSharp;
 
@@ -7,12 +8,15 @@ namespace ModelParallel
 {
     /// <summary>
     /// What one rank knows about the run: its place on the mesh, a communicator per axis, the seed
-    /// and the device. Partitioned layers find it through <see cref="Current"/>, which is set on the
-    /// rank's thread for the duration of its body (ranks are threads in one process, or one process each).
+    /// and the device. Partitioned layers find it through <see cref="Current"/>, which is set for the
+    /// duration of the rank's body and flows with its execution context (ranks are threads in one process,
+    /// or one process each): into <c>await</c> continuations, <c>Task.Run</c> and threads the body starts.
     /// </summary>
     public sealed class RankContext
     {
-        [ThreadStatic] private static RankContext? current;
+        // An AsyncLocal, not a [ThreadStatic]: a partitioned layer called from a task or a thread the body started
+        // must see its rank, never fall back to the single-device path.
+        private static readonly AsyncLocal<RankContext?> current = new();
         private long layerOrdinal;
         private long dropoutCalls;
         private ExceptionDispatchInfo? deferredFailure;
@@ -33,8 +37,8 @@ namespace ModelParallel
             Pipeline = new Pipelining.PipelineState(virtualPipelineStages);
         }
 
-        /// <summary>The context of the rank running on this thread, or null outside a parallel run.</summary>
-        public static RankContext? Current => current;
+        /// <summary>The context of the rank whose body (or a task or thread it started) is running here, or null outside a parallel run.</summary>
+        public static RankContext? Current => current.Value;
 
         /// <summary>The mesh of the run.</summary>
         public MeshShape Mesh { get; }
@@ -71,6 +75,9 @@ namespace ModelParallel
             _ => TensorParallel,
         };
 
+        /// <summary>True while <see cref="Ranks.Validate"/> builds the model: every layer goes to the meta device.</summary>
+        internal bool Validating { get; set; }
+
         /// <summary>Pipeline construction and execution state of this rank.</summary>
         internal Pipelining.PipelineState Pipeline { get; }
 
@@ -102,14 +109,14 @@ namespace ModelParallel
 
         internal static IDisposable Enter(RankContext context)
         {
-            var previous = current;
-            current = context;
+            var previous = current.Value;
+            current.Value = context;
             return new Restore(previous);
         }
 
         private sealed class Restore(RankContext? previous) : IDisposable
         {
-            public void Dispose() => current = previous;
+            public void Dispose() => current.Value = previous;
         }
     }
 }

@@ -9,7 +9,7 @@ namespace ModelParallel.Pipelining
     /// What the generated interceptors call while a pipelined model is constructed: only the layers of this
     /// rank's stage are allocated; the others are built on the meta device (shapes, no memory), so every rank
     /// still builds the same layers in the same order (the same initialisation streams and parameter names).
-    /// Outside <c>Parallel.Run</c> everything is built as written.
+    /// Outside <c>Ranks.Run</c> everything is built as written.
     /// </summary>
     public static class PipelineBuild
     {
@@ -51,9 +51,9 @@ namespace ModelParallel.Pipelining
             return context is not null && !Holds(context, role) ? torch.META : device;
         }
 
-        /// <summary>Whether this rank runs a layer of the given role (null: a layer of the block being built).</summary>
+        /// <summary>Whether this rank runs a layer of the given role (null: a layer of the block being built); never while validating a mesh.</summary>
         internal static bool Holds(RankContext context, PipelineRole? role) =>
-            context.Pipeline.OffStageDepth == 0 && role switch
+            !context.Validating && context.Pipeline.OffStageDepth == 0 && role switch
             {
                 PipelineRole.First => context.Coordinates.Pp == 0,
                 PipelineRole.Last => context.Coordinates.Pp == context.Mesh.Pp - 1,

@@ -26,7 +26,7 @@ namespace ModelParallel.Pipelining
         /// <summary>Validates <paramref name="schedule"/> against the mesh and the model's split; throws before any work when they disagree.</summary>
         public PipelineExecutor(torch.nn.Module<torch.Tensor, torch.Tensor> model, PipelineSchedule schedule, Func<torch.Tensor, torch.Tensor, torch.Tensor> loss)
         {
-            context = RankContext.Current ?? throw new InvalidOperationException("PipelineExecutor must be created inside Parallel.Run.");
+            context = RankContext.Current ?? throw new InvalidOperationException("PipelineExecutor must be created inside Ranks.Run.");
             if (schedule.Stages != context.Mesh.Pp)
                 throw new ArgumentException($"Schedule '{schedule.Name}' has {schedule.Stages} stages; the mesh has pp = {context.Mesh.Pp} ({context.Mesh}).", nameof(schedule));
             if (schedule.VirtualStages != context.Pipeline.VirtualStages)

@@ -21,11 +21,11 @@ namespace ModelParallel.Pipelining
             Blocks = blocks;
             var counts = split is { Count: > 0 } ? split.ToArray() : Even(blocks, stages);
             if (counts.Length != stages)
-                throw new ArgumentException($"'{layer}': the split [{string.Join(", ", counts)}] has {counts.Length} entries; the mesh has pp = {pp} × {virtualStages} virtual stage(s) = {stages} stages.");
+                throw new PartitionException($"'{layer}': the split [{string.Join(", ", counts)}] has {counts.Length} entries; the mesh has pp = {pp} × {virtualStages} virtual stage(s) = {stages} stages.");
             if (counts.Sum() != blocks || counts.Any(c => c < 0))
-                throw new ArgumentException($"'{layer}': the split [{string.Join(", ", counts)}] covers {counts.Sum()} blocks; the list has {blocks}.");
+                throw new PartitionException($"'{layer}': the split [{string.Join(", ", counts)}] covers {counts.Sum()} blocks; the list has {blocks}.");
             if (blocks < stages)
-                throw new ArgumentException($"'{layer}' has {blocks} blocks, fewer than the {stages} pipeline stages (pp = {pp} × {virtualStages} virtual): every stage needs at least one block.");
+                throw new PartitionException($"'{layer}' has {blocks} blocks, fewer than the {stages} pipeline stages (pp = {pp} × {virtualStages} virtual): every stage needs at least one block.");
             stageOfBlock = counts.SelectMany((count, stage) => Enumerable.Repeat(stage, count)).ToArray();
             Counts = counts;
         }

@@ -29,7 +29,7 @@ namespace ModelParallel.Pipelining
         /// </summary>
         public static PipelineTrace? Gather(PipelineExecutor executor)
         {
-            var context = RankContext.Current ?? throw new InvalidOperationException("PipelineTrace.Gather must be called inside Parallel.Run.");
+            var context = RankContext.Current ?? throw new InvalidOperationException("PipelineTrace.Gather must be called inside Ranks.Run.");
             var world = context.World;
             var mine = executor.Events;
             if (world.Rank != 0)

@@ -6,7 +6,7 @@
 //   down         RowParallel     weight [out, in/tp] S(1), bias [out] R added once after g; input S(-1) -> P -> R
 //   gate         Replicated      weight and bias R (same values on every rank)
 // Collectives per step when tp > 1: 1 all-reduce(s) in forward (g after RowParallel), 1 in backward (f before ColumnParallel).
-// Outside Parallel.Run every call below is the plain TorchSharp call: the single-device model.
+// Outside Ranks.Run every call below is the plain TorchSharp call: the single-device model.
 
 namespace Sample
 {

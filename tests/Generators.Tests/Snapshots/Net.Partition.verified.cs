@@ -9,7 +9,7 @@
 //   first stage: input; last stage: norm, head.
 //   The executor runs forward once per (micro-batch, stage); layers of other stages pass their input through;
 //   activations go forward and their gradients back by send/receive between neighbouring stages.
-// Outside Parallel.Run every call below is the plain TorchSharp call: the single-device model.
+// Outside Ranks.Run every call below is the plain TorchSharp call: the single-device model.
 
 namespace Sample
 {

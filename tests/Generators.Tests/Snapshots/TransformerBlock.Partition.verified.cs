@@ -7,7 +7,7 @@
 //   up           ColumnParallel  weight [out/tp, in] S(0), bias [out/tp] S(0); input R -> output S(-1)
 //   down         RowParallel     weight [out, in/tp] S(1), bias [out] R added once after g; input S(-1) -> P -> R
 // Collectives per step when tp > 1: 2 all-reduce(s) in forward (g after RowParallel), 2 in backward (f before ColumnParallel).
-// Outside Parallel.Run every call below is the plain TorchSharp call: the single-device model.
+// Outside Ranks.Run every call below is the plain TorchSharp call: the single-device model.
 
 namespace ModelParallel.Examples.Transformer
 {

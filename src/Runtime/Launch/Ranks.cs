@@ -1,11 +1,13 @@
 using System;
+using System.Reflection;
 using System.Threading;
+using System.Threading.Tasks;
 using TorchSharp;
 
 namespace ModelParallel
 {
-    /// <summary>Runs a body on every rank of a mesh.</summary>
-    public static class Parallel
+    /// <summary>Runs a body on every rank of a mesh: the entry point of a parallel run.</summary>
+    public static class Ranks
     {
         /// <summary>
         /// Runs <paramref name="body"/> on every rank of <paramref name="mesh"/> and returns when all have
@@ -14,12 +16,15 @@ namespace ModelParallel
         /// waiting in a collective fail at once) and a <see cref="RankFailedException"/> naming the first
         /// failing rank is thrown here.
         /// </summary>
-        public static void Run(MeshShape mesh, Action<RankContext> body, RunOptions? options = null) =>
-            Run(mesh, context =>
+        public static void Run(MeshShape mesh, Action<RankContext> body, RunOptions? options = null)
+        {
+            ArgumentNullException.ThrowIfNull(body);
+            Execute(mesh, context =>
             {
                 body(context);
                 return true;
-            }, options);
+            }, options, body.Method);
+        }
 
         /// <summary>
         /// As <see cref="Run(MeshShape, Action{RankContext}, RunOptions?)"/>, returning each rank's result, indexed
@@ -28,7 +33,39 @@ namespace ModelParallel
         public static T[] Run<T>(MeshShape mesh, Func<RankContext, T> body, RunOptions? options = null)
         {
             ArgumentNullException.ThrowIfNull(body);
+            if (typeof(Task).IsAssignableFrom(typeof(T)))
+                throw new ArgumentException(
+                    $"The body returns a {typeof(T).Name}: each rank would end at its first await. Pass it as Func<RankContext, Task> or Func<RankContext, Task<T>> so every rank waits for it.", nameof(body));
+            return Execute(mesh, body, options, body.Method);
+        }
+
+        /// <summary>
+        /// As <see cref="Run(MeshShape, Action{RankContext}, RunOptions?)"/> for an <c>async</c> body: each rank waits for
+        /// its body's task, and the rank's context flows into every continuation, task and thread the body starts, so
+        /// partitioned layers called there still run partitioned.
+        /// </summary>
+        public static void Run(MeshShape mesh, Func<RankContext, Task> body, RunOptions? options = null)
+        {
+            ArgumentNullException.ThrowIfNull(body);
+            Execute(mesh, context =>
+            {
+                body(context).GetAwaiter().GetResult();
+                return true;
+            }, options, body.Method);
+        }
+
+        /// <summary>As <see cref="Run{T}(MeshShape, Func{RankContext, T}, RunOptions?)"/> for an <c>async</c> body.</summary>
+        public static T[] Run<T>(MeshShape mesh, Func<RankContext, Task<T>> body, RunOptions? options = null)
+        {
+            ArgumentNullException.ThrowIfNull(body);
+            return Execute(mesh, context => body(context).GetAwaiter().GetResult(), options, body.Method);
+        }
+
+        private static T[] Execute<T>(MeshShape mesh, Func<RankContext, T> body, RunOptions? options, MethodInfo caller)
+        {
             options ??= new RunOptions();
+            // Before any rank starts: a [ParallelModule] type the generator never partitioned would train unsharded.
+            PartitionCheck.ThrowIfUnpartitioned(caller.Module.Assembly, mesh);
             if (MpiLaunch.IsUnderMpi) return MpiLaunch.Run(mesh, body, options);
             var results = new T[mesh.World];
             using var abort = new CancellationTokenSource();
@@ -77,6 +114,30 @@ namespace ModelParallel
             }
             if (failure.Error is not null) throw new RankFailedException(failure.Rank, mesh, failure.Error);
             return results;
+        }
+
+        /// <summary>
+        /// Builds the model as every rank of <paramref name="mesh"/> would, on the meta device (no memory is allocated
+        /// and nothing is communicated), so that each size the mesh must divide is checked before any work. Call it
+        /// first, before a single-device reference or data loading, to turn a bad mesh into one readable error.
+        /// </summary>
+        /// <exception cref="PartitionException">A size does not divide (the message names the layer, the dimension, the
+        /// size and the mesh), or the model's generated partition is missing.</exception>
+        public static void Validate(MeshShape mesh, Func<torch.nn.Module> build, RunOptions? options = null)
+        {
+            ArgumentNullException.ThrowIfNull(build);
+            options ??= new RunOptions();
+            PartitionCheck.ThrowIfUnpartitioned(build.Method.Module.Assembly, mesh);
+            using var abort = new CancellationTokenSource();
+            var topology = new InProcessTopology(mesh, abort.Token);
+            // One rank per pipeline stage and tensor-parallel coordinate: dp replicas build the same shards.
+            for (int rank = 0; rank < mesh.World; rank++)
+            {
+                if (mesh.CoordinatesOf(rank).Dp != 0) continue;
+                var context = CreateContext(mesh, rank, topology, options);
+                context.Validating = true;
+                using (RankContext.Enter(context)) build().Dispose();
+            }
         }
 
         private static RankContext CreateContext(MeshShape mesh, int rank, InProcessTopology topology, RunOptions options)
