@@ -1,8 +1,10 @@
 using System;
+using System.CommandLine;
 using System.Collections.Generic;
 using System.Linq;
 using ModelParallel;
 using ModelParallel.DataParallel;
+using ModelParallel.Examples;
 using ModelParallel.Examples.Mlp;
 using ModelParallel.Pipelining;
 using TorchSharp;
@@ -13,36 +15,69 @@ using static TorchSharp.torch;
 // Each dp replica trains on its part of every batch; its gradients are averaged over dp. With --pp or
 // --microbatches the step runs through the pipeline executor with the chosen --schedule; --trace writes the
 // last step's timeline (Chrome trace JSON and SVG) and prints its bubble fraction.
-var options = ExampleOptions.Parse(args);
-torch.set_num_threads(1);
-
-// The single-device reference: the same class, built outside Ranks.Run, is the plain model.
-torch.manual_seed(options.Seed);
-var reference = Task.NewModel(options);
-var logical = reference.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone());
-var (inputs, targets) = Task.Data(options);
-var referenceLosses = Task.Train(reference, inputs, targets, options, Replica.Whole);
-
-var losses = Ranks.Run(new MeshShape(dp: options.Dp, pp: options.Pp, tp: options.Tp), context =>
+var dp = ExampleCommandLine.Count("--dp", 1, "Data-parallel replicas; each trains on its part of every batch.");
+var pp = ExampleCommandLine.Count("--pp", 1, "Pipeline stages the blocks are split into.");
+var tp = ExampleCommandLine.Count("--tp", 2, "Tensor-parallel ranks each layer is split across.");
+var microbatches = ExampleCommandLine.Count("--microbatches", 1, "Micro-batches per step (the pipeline executor runs the step when > 1).");
+var schedule = new Option<string>("--schedule") { Description = "Pipeline schedule.", DefaultValueFactory = _ => "1f1b" };
+schedule.AcceptOnlyFromAmong("gpipe", "1f1b", "interleaved");
+var virtualStages = ExampleCommandLine.Count("--virtual", 2, "Model chunks per pipeline rank for the interleaved schedule.");
+var trace = new Option<string?>("--trace") { Description = "Write the last step's timeline here (Chrome trace JSON, and an SVG beside it)." };
+var steps = ExampleCommandLine.Count("--steps", 20, "Training steps.");
+var depth = ExampleCommandLine.Count("--depth", 4, "Residual MLP blocks.");
+var width = ExampleCommandLine.Size("--width", 64, "Width of the residual stream.");
+var hidden = ExampleCommandLine.Size("--hidden", 256, "Hidden size of each block's MLP.");
+var batch = ExampleCommandLine.Count("--batch", 32, "Samples per step, over all replicas.");
+var seed = ExampleCommandLine.Count("--seed", 7, "Seed of the data and the single-device weights.", minimum: 0);
+var command = new RootCommand("Trains a residual MLP on a dp x pp x tp mesh (threads, or processes under mpiexec) and compares its loss curve with one device's.")
 {
-    var model = Task.NewModel(options);
-    LogicalState.Load(model, logical);
-    // Layers another pipeline stage holds exist on the meta device only: no memory.
-    var held = model.named_parameters().Where(p => p.parameter.device.type != DeviceType.META).ToList();
-    var heldLogical = held.Sum(p => logical[p.name].numel());
-    lock (options)
-        Console.WriteLine($"rank {context.Rank} (dp {context.Coordinates.Dp}, pp {context.Coordinates.Pp}, tp {context.Coordinates.Tp}): {held.Sum(p => p.parameter.numel()):N0} parameters here, the local part of {heldLogical:N0} logical ({held.Count} of {logical.Count} tensors)");
-    context.World.Barrier();
-    var replica = new Replica(context.Coordinates.Dp, options.Dp, DataParallelGradients.Attach(model), context.DataParallel);
-    return Task.Train(model, inputs, targets, options, replica, log: context.Rank == 0);
-}, new RunOptions { VirtualPipelineStages = options.VirtualStages });
+    dp, pp, tp, microbatches, schedule, virtualStages, trace, steps, depth, width, hidden, batch, seed,
+};
+return ExampleCommandLine.Run(command, args, parsed => Example.Run(new ExampleOptions(parsed.GetValue(dp), parsed.GetValue(pp), parsed.GetValue(tp),
+    parsed.GetValue(steps), parsed.GetValue(depth), parsed.GetValue(width), parsed.GetValue(hidden), parsed.GetValue(batch), parsed.GetValue(seed),
+    parsed.GetValue(microbatches), parsed.GetValue(schedule)!, parsed.GetValue(virtualStages), parsed.GetValue(trace))));
 
-// In one process every rank's curve is here; under mpiexec each process holds only its own rank's.
-var mine = losses.First(curve => curve is not null);
-var difference = mine.Zip(referenceLosses, (a, b) => Math.Abs(a - b)).Max();
-if (losses[0] is not null)
-    Console.WriteLine($"largest |loss(dp={options.Dp}, pp={options.Pp}, tp={options.Tp}) - loss(single device)| over {options.Steps} steps: {difference:E2}");
-return difference <= 1e-5 ? 0 : 1;
+/// <summary>The example's run, once its options are known to be sensible.</summary>
+static class Example
+{
+    public static int Run(ExampleOptions options)
+    {
+        options.Check();
+        torch.set_num_threads(1);
+        var mesh = new MeshShape(dp: options.Dp, pp: options.Pp, tp: options.Tp);
+        var runOptions = new RunOptions { VirtualPipelineStages = options.VirtualStages };
+        // Every size the mesh must divide is checked first, on the meta device: a bad mesh costs nothing.
+        Ranks.Validate(mesh, () => Task.NewModel(options), runOptions);
+
+        // The single-device reference: the same class, built outside Ranks.Run, is the plain model.
+        torch.manual_seed(options.Seed);
+        var reference = Task.NewModel(options);
+        var logical = reference.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone());
+        var (inputs, targets) = Task.Data(options);
+        var referenceLosses = Task.Train(reference, inputs, targets, options, Replica.Whole);
+
+        var losses = Ranks.Run(mesh, context =>
+        {
+            var model = Task.NewModel(options);
+            LogicalState.Load(model, logical);
+            // Layers another pipeline stage holds exist on the meta device only: no memory.
+            var held = model.named_parameters().Where(p => p.parameter.device.type != DeviceType.META).ToList();
+            var heldLogical = held.Sum(p => logical[p.name].numel());
+            lock (options)
+                Console.WriteLine($"rank {context.Rank} (dp {context.Coordinates.Dp}, pp {context.Coordinates.Pp}, tp {context.Coordinates.Tp}): {held.Sum(p => p.parameter.numel()):N0} parameters here, the local part of {heldLogical:N0} logical ({held.Count} of {logical.Count} tensors)");
+            context.World.Barrier();
+            var replica = new Replica(context.Coordinates.Dp, options.Dp, DataParallelGradients.Attach(model), context.DataParallel);
+            return Task.Train(model, inputs, targets, options, replica, log: context.Rank == 0);
+        }, runOptions);
+
+        // In one process every rank's curve is here; under mpiexec each process holds only its own rank's.
+        var mine = losses.First(curve => curve is not null);
+        var difference = mine.Zip(referenceLosses, (a, b) => Math.Abs(a - b)).Max();
+        if (losses[0] is not null)
+            Console.WriteLine($"largest |loss(dp={options.Dp}, pp={options.Pp}, tp={options.Tp}) - loss(single device)| over {options.Steps} steps: {difference:E2}");
+        return difference <= 1e-5 ? 0 : 1;
+    }
+}
 
 /// <summary>Command-line options of the example.</summary>
 sealed record ExampleOptions(int Dp, int Pp, int Tp, int Steps, int Depth, long Width, long Hidden, int Batch, int Seed,
@@ -54,36 +89,19 @@ sealed record ExampleOptions(int Dp, int Pp, int Tp, int Steps, int Depth, long 
     /// <summary>Whether the step runs through the pipeline executor.</summary>
     public bool Pipelined => Pp > 1 || Microbatches > 1 || Trace is not null;
 
-    public static ExampleOptions Parse(string[] args)
+    /// <summary>The checks between options, before any rank starts; each failure is a <see cref="UsageException"/>.</summary>
+    public void Check()
     {
-        var o = new ExampleOptions(Dp: 1, Pp: 1, Tp: 2, Steps: 20, Depth: 4, Width: 64, Hidden: 256, Batch: 32, Seed: 7,
-            Microbatches: 1, Schedule: "1f1b", Virtual: 2, Trace: null);
-        for (int i = 0; i < args.Length; i++)
+        if (Batch % Dp != 0) throw new UsageException($"--batch {Batch} must be divisible by --dp {Dp}: each replica trains on an equal part.");
+        if (Batch / Dp % Microbatches != 0) throw new UsageException($"--batch {Batch} / --dp {Dp} must be divisible by --microbatches {Microbatches}.");
+        try
         {
-            string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
-            o = args[i] switch
-            {
-                "--dp" => o with { Dp = int.Parse(Next()) },
-                "--tp" => o with { Tp = int.Parse(Next()) },
-                "--pp" => o with { Pp = int.Parse(Next()) },
-                "--microbatches" => o with { Microbatches = int.Parse(Next()) },
-                "--schedule" => o with { Schedule = Next().ToLowerInvariant() },
-                "--virtual" => o with { Virtual = int.Parse(Next()) },
-                "--trace" => o with { Trace = Next() },
-                "--steps" => o with { Steps = int.Parse(Next()) },
-                "--depth" => o with { Depth = int.Parse(Next()) },
-                "--width" => o with { Width = long.Parse(Next()) },
-                "--hidden" => o with { Hidden = long.Parse(Next()) },
-                "--batch" => o with { Batch = int.Parse(Next()) },
-                "--seed" => o with { Seed = int.Parse(Next()) },
-                _ => throw new ArgumentException($"Unknown option '{args[i]}'. Options: --dp N --pp N --tp N --microbatches N --schedule gpipe|1f1b|interleaved --virtual N --trace FILE.json --steps N --depth N --width N --hidden N --batch N --seed N"),
-            };
+            PipelineSchedule.Create(Schedule, Pp, Microbatches, VirtualStages);
         }
-        if (o.Batch % o.Dp != 0) throw new ArgumentException($"--batch {o.Batch} must be divisible by --dp {o.Dp}: each replica trains on an equal part.");
-        if (o.Batch / o.Dp % o.Microbatches != 0) throw new ArgumentException($"--batch {o.Batch} / --dp {o.Dp} must be divisible by --microbatches {o.Microbatches}.");
-        // Fails here, before any rank starts, for an unknown schedule or one the sizes do not allow.
-        PipelineSchedule.Create(o.Schedule, o.Pp, o.Microbatches, o.VirtualStages);
-        return o;
+        catch (ArgumentException e)
+        {
+            throw new UsageException(e.Message);
+        }
     }
 }
 

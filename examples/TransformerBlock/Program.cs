@@ -1,7 +1,9 @@
 using System;
+using System.CommandLine;
 using System.Collections.Generic;
 using System.Linq;
 using ModelParallel;
+using ModelParallel.Examples;
 using ModelParallel.Examples.Transformer;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -11,46 +13,58 @@ using static TorchSharp.torch;
 // partitioned Megatron-style by the attributes in TransformerBlock.cs alone, on a tp mesh (threads, or processes
 // under mpiexec). The task: predict the running mean of a random sequence (causal attention can). The loss curve is
 // compared with the single-device run of the same class from the same logical weights.
+var tpOption = ExampleCommandLine.Count("--tp", 2, "Tensor-parallel ranks each block is split across (heads and hidden size must divide).");
+var stepsOption = ExampleCommandLine.Count("--steps", 20, "Training steps.");
+var depthOption = ExampleCommandLine.Count("--depth", 2, "Transformer blocks.");
+var widthOption = ExampleCommandLine.Size("--width", 64, "Model width.");
+var headsOption = ExampleCommandLine.Size("--heads", 8, "Attention heads (width must divide by it).");
+var command = new RootCommand("Trains a stack of transformer blocks partitioned Megatron-style on a tp mesh (threads, or processes under mpiexec) and compares its loss curve with one device's.")
+{
+    tpOption, stepsOption, depthOption, widthOption, headsOption,
+};
 int tp = 2, steps = 20, depth = 2;
 long width = 64, heads = 8, hidden = 256, batch = 8, time = 16;
-for (int i = 0; i < args.Length; i++)
+return ExampleCommandLine.Run(command, args, parsed =>
 {
-    string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
-    switch (args[i])
+    (tp, steps, depth, width, heads) = (parsed.GetValue(tpOption), parsed.GetValue(stepsOption), parsed.GetValue(depthOption), parsed.GetValue(widthOption), parsed.GetValue(headsOption));
+    if (width % heads != 0) throw new UsageException($"--width {width} must be divisible by --heads {heads}.");
+    // The head count reaches the model only as a view's size at run time, so it is checked here, before any work.
+    if (heads % tp != 0) throw new UsageException($"--heads {heads} must be divisible by --tp {tp}: each rank runs whole heads.");
+    return Main();
+});
+
+int Main()
+{
+    torch.set_num_threads(1);
+    var mesh = new MeshShape(tp: tp);
+    // Every size the mesh must divide is checked first, on the meta device.
+    Ranks.Validate(mesh, NewModel);
+
+    torch.manual_seed(3);
+    var reference = NewModel();
+    var logical = reference.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone());
+    using var generator = new torch.Generator(5);
+    var inputs = torch.empty(steps, batch, time, width).normal_(0, 1, generator);
+    var targets = inputs.cumsum(2) / torch.arange(1, time + 1, dtype: torch.float32).view(1, 1, time, 1);
+    var expected = Train(reference, inputs, targets, log: false);
+
+    var curves = Ranks.Run(mesh, context =>
     {
-        case "--tp": tp = int.Parse(Next()); break;
-        case "--steps": steps = int.Parse(Next()); break;
-        case "--depth": depth = int.Parse(Next()); break;
-        case "--width": width = long.Parse(Next()); break;
-        case "--heads": heads = long.Parse(Next()); break;
-        default: throw new ArgumentException($"Unknown option '{args[i]}'. Options: --tp N --steps N --depth N --width N --heads N");
-    }
+        var model = NewModel();
+        LogicalState.Load(model, logical);
+        if (context.Rank == 0)
+            Console.WriteLine($"rank 0 holds {model.parameters().Sum(p => p.numel()):N0} of {logical.Values.Sum(t => t.numel()):N0} parameters (heads per rank: {heads / tp})");
+        return Train(model, inputs, targets, log: context.Rank == 0);
+    });
+    var mine = curves.First(c => c is not null);
+    var difference = mine.Zip(expected, (a, b) => Math.Abs(a - b)).Max();
+    if (curves[0] is not null) Console.WriteLine($"largest |loss(tp={tp}) - loss(single device)| over {steps} steps: {difference:E2}");
+    return difference <= 1e-5 ? 0 : 1;
 }
-torch.set_num_threads(1);
 
 Stack NewModel() => new(depth, width, heads, hidden);
-torch.manual_seed(3);
-var reference = NewModel();
-var logical = reference.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone());
-using var generator = new torch.Generator(5);
-var inputs = torch.empty(steps, batch, time, width).normal_(0, 1, generator);
-var targets = inputs.cumsum(2) / torch.arange(1, time + 1, dtype: torch.float32).view(1, 1, time, 1);
-var expected = Train(reference, log: false);
 
-var curves = Ranks.Run(new MeshShape(tp: tp), context =>
-{
-    var model = NewModel();
-    LogicalState.Load(model, logical);
-    if (context.Rank == 0)
-        Console.WriteLine($"rank 0 holds {model.parameters().Sum(p => p.numel()):N0} of {logical.Values.Sum(t => t.numel()):N0} parameters (heads per rank: {heads / tp})");
-    return Train(model, log: context.Rank == 0);
-});
-var mine = curves.First(c => c is not null);
-var difference = mine.Zip(expected, (a, b) => Math.Abs(a - b)).Max();
-if (curves[0] is not null) Console.WriteLine($"largest |loss(tp={tp}) - loss(single device)| over {steps} steps: {difference:E2}");
-return difference <= 1e-5 ? 0 : 1;
-
-List<double> Train(Stack model, bool log)
+List<double> Train(Stack model, Tensor inputs, Tensor targets, bool log)
 {
     var optimizer = torch.optim.Adam(model.parameters(), lr: 1e-3);
     var losses = new List<double>();
