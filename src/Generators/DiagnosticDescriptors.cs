@@ -145,7 +145,7 @@ namespace ModelParallel.Generators
 
         private static DiagnosticDescriptor Create(string id, string title, string message, string description,
             DiagnosticSeverity severity = DiagnosticSeverity.Error) =>
-            new(id, title, message, Category, severity, isEnabledByDefault: true, description,
-                helpLinkUri: $"docs/diagnostics/{id}.md");
+            // The help link is set per build (DiagnosticHelpLinks): a page path is only meaningful on the machine that has it.
+            new(id, title, message, Category, severity, isEnabledByDefault: true, description, helpLinkUri: null);
     }
 }

@@ -24,10 +24,16 @@ namespace ModelParallel.Generators
         {
             context.ConfigureGeneratedCodeAnalysis(GeneratedCodeAnalysisFlags.None);
             context.EnableConcurrentExecution();
-            context.RegisterSymbolAction(Analyze, SymbolKind.NamedType);
+            context.RegisterCompilationStartAction(start =>
+            {
+                // Nothing to check in a compilation that cannot name the attribute.
+                if (start.Compilation.GetTypeByMetadataName(ParallelModuleGenerator.ParallelModuleAttribute) is null) return;
+                var pages = DiagnosticHelpLinks.Directory(start.Options.AnalyzerConfigOptionsProvider);
+                start.RegisterSymbolAction(symbol => Analyze(symbol, pages), SymbolKind.NamedType);
+            });
         }
 
-        private static void Analyze(SymbolAnalysisContext context)
+        private static void Analyze(SymbolAnalysisContext context, string? pages)
         {
             var type = (INamedTypeSymbol)context.Symbol;
             if (!type.GetAttributes().Any(a => a.AttributeClass?.ToDisplayString() == ParallelModuleGenerator.ParallelModuleAttribute)) return;
@@ -35,14 +41,14 @@ namespace ModelParallel.Generators
             foreach (var diagnostic in module.Diagnostics)
             {
                 if (diagnostic.Id == DiagnosticDescriptors.InternalErrorId) continue; // the generator reports its own failures
-                context.ReportDiagnostic(ToDiagnostic(diagnostic, context.Compilation));
+                context.ReportDiagnostic(ToDiagnostic(diagnostic, context.Compilation, pages));
             }
         }
 
         /// <summary>The diagnostic at a location in the compilation's own syntax tree (needed for suppression and fixes).</summary>
-        private static Diagnostic ToDiagnostic(DiagnosticInfo info, Compilation compilation)
+        private static Diagnostic ToDiagnostic(DiagnosticInfo info, Compilation compilation, string? pages)
         {
-            var descriptor = DiagnosticDescriptors.ById(info.Id);
+            var descriptor = DiagnosticHelpLinks.For(DiagnosticDescriptors.ById(info.Id), pages);
             var args = info.Arguments.Cast<object>().ToArray();
             var tree = info.Location is { } at ? compilation.SyntaxTrees.FirstOrDefault(t => t.FilePath == at.FilePath) : null;
             var location = tree is not null ? Location.Create(tree, info.Location!.Span) : info.Location?.ToLocation();

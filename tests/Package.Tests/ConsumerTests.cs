@@ -51,7 +51,13 @@ namespace ModelParallel.Tests
 
             var build = Command.Run("dotnet", "build -c Release", project, PackageFeed.Limit);
             Assert.NotEqual(0, build.ExitCode);
-            Assert.Matches(@"Model\.cs\(9,\d+\): error MP0001", build.Output);
+            var error = Regex.Match(build.Output, @"Model\.cs\(9,\d+\): error MP0001: .*\((file://[^)]+)\)");
+            Assert.True(error.Success, build.ToString());
+            // The help link opens the page the package shipped, on this machine.
+            var page = new Uri(error.Groups[1].Value).LocalPath;
+            Assert.EndsWith("/docs/diagnostics/MP0001.md", page);
+            Assert.StartsWith(Path.Combine(feed.Root, "packages"), page);
+            Assert.Contains("# MP0001", File.ReadAllText(page));
         }
 
         [Fact]
