@@ -22,6 +22,10 @@ if ! command -v mpiexec >/dev/null 2>&1 || ! ldconfig -p 2>/dev/null | grep -q '
   fi
 fi
 
+# The editor test starts csharp-ls, pinned in dotnet-tools.json.
+echo "== dotnet tool restore (csharp-ls for the editor test)"
+dotnet tool restore >/dev/null || { echo "test.sh: dotnet tool restore failed (csharp-ls 0.28.0 from NuGet)." >&2; exit 2; }
+
 configuration=${CONFIGURATION:-Release}
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

@@ -42,7 +42,7 @@ namespace ModelParallel.Tests
         }
 
         [Fact]
-        public void ANonPartialParallelModuleFailsTheBuildWithMP0001()
+        public void ANonPartialParallelModuleFailsTheBuildWithMP0001AndTheCodeFixRepairsIt()
         {
             var project = feed.NewConsumer("NotPartial");
             CopySources(project, "Model.cs", "Program.cs");
@@ -58,6 +58,12 @@ namespace ModelParallel.Tests
             Assert.EndsWith("/docs/diagnostics/MP0001.md", page);
             Assert.StartsWith(Path.Combine(feed.Root, "packages"), page);
             Assert.Contains("# MP0001", File.ReadAllText(page));
+
+            // The documented way to apply the code fix outside an IDE: the package's MakePartial fix, from the command line.
+            PackageFeed.Expect(Command.Run("dotnet", "format analyzers --diagnostics MP0001", project, PackageFeed.Limit), "dotnet format analyzers");
+            Assert.Contains("public sealed partial class TwoLayerMlp", File.ReadAllText(model));
+            var fixedBuild = PackageFeed.Expect(Command.Run("dotnet", "build -c Release", project, PackageFeed.Limit), "dotnet build after the fix");
+            Assert.Matches(@"\b0 Warning\(s\)", fixedBuild.Output);
         }
 
         [Fact]
