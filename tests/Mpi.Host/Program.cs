@@ -19,6 +19,9 @@ switch (args.FirstOrDefault())
             context.TensorParallel.AllReduce(torch.ones(4));
         });
         break;
+    case "indivisible":
+        Ranks.Run(new MeshShape(tp: world), _ => new TestModel(new ModelShape(4, 8, Hidden: 9, 2, Depth: 1, Bias: true)));
+        break;
     case "mismatch":
         Ranks.Run(new MeshShape(tp: world + 1), _ => { });
         break;
@@ -31,7 +34,7 @@ switch (args.FirstOrDefault())
         MpiScenarios.PipelineEquivalence(new MeshShape(dp: int.Parse(args[1]), pp: int.Parse(args[2]), tp: int.Parse(args[3])), args[4], int.Parse(args[5]));
         break;
     default:
-        Console.Error.WriteLine("usage: ModelParallel.Mpi.Host collectives | fail | mismatch | equivalence DP TP | pipeline DP PP TP SCHEDULE M  (under mpiexec)");
+        Console.Error.WriteLine("usage: ModelParallel.Mpi.Host collectives | fail | indivisible | mismatch | equivalence DP TP | pipeline DP PP TP SCHEDULE M  (under mpiexec)");
         return 2;
 }
 return 0;

@@ -54,6 +54,15 @@ namespace ModelParallel.Tests
         }
 
         [Fact]
+        public void ASizeTheMeshDoesNotDivideIsOneLinePerRankAndExitCodeTwo()
+        {
+            var job = MpiJob.Run(2, "indivisible");
+            Assert.Equal(2, job.ExitCode);
+            Assert.Contains("failed: PartitionException: Layer 'ModelParallel.Tests.Models.TestBlock.up' (ColumnParallel): out_features = 9 is not divisible by tp = 2 (mesh dp=1 × pp=1 × tp=2).", job.Output);
+            Assert.DoesNotContain("   at ", job.Output);
+        }
+
+        [Fact]
         public void AMissingMpiLibraryIsAOneLineErrorNamingThePackage()
         {
             var job = MpiJob.Run(2, "collectives", environment: "MODELPARALLEL_MPI_LIBRARY libmpich-not-here.so.12");

@@ -42,9 +42,11 @@ namespace ModelParallel
             {
                 Console.Out.Flush();
                 Console.Error.WriteLine($"ModelParallel: rank {worldRank} of {mesh.World} ({mesh}, coordinates {mesh.CoordinatesOf(worldRank)}) failed: {e.GetType().Name}: {e.Message}");
-                Console.Error.WriteLine(e.StackTrace);
+                // A partition the mesh does not allow is the user's mistake, not ours: the line above says all of it.
+                bool mistake = e is PartitionException;
+                if (!mistake) Console.Error.WriteLine(e.StackTrace);
                 Console.Error.Flush();
-                MPI_Abort(MPI_COMM_WORLD, 1);
+                MPI_Abort(MPI_COMM_WORLD, mistake ? 2 : 1);
                 throw;
             }
             return results;
