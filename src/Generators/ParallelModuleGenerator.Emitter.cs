@@ -12,6 +12,10 @@ namespace ModelParallel.Generators
         {
             private const string Runtime = "global::ModelParallel.Layers.ParallelLinear";
 
+            /// <summary>Names the generator and its version (the package's, set once in Directory.Build.props).</summary>
+            private static readonly string GeneratedCodeAttribute =
+                $"[global::System.CodeDom.Compiler.GeneratedCode(\"ModelParallel.Generators\", \"{typeof(Emitter).Assembly.GetName().Version!.ToString(3)}\")]";
+
             public static void Emit(SourceProductionContext output, ModuleSpec module)
             {
                 // Rule checks are reported by ParallelModuleAnalyzer at their source locations; the generator reports
@@ -78,7 +82,7 @@ namespace ModelParallel.Generators
                 }
                 w.Line("};").Line();
                 w.Line("/// <summary>Placements of this module's own layer parameters over the tp axis (generated).</summary>");
-                w.Line("[global::System.CodeDom.Compiler.GeneratedCode(\"ModelParallel.Generators\", \"1.0\")]");
+                w.Line(GeneratedCodeAttribute);
                 w.Line("global::System.Collections.Generic.IReadOnlyList<global::ModelParallel.ParameterPlacement> global::ModelParallel.IPartitionedModule.ParameterPlacements => __parameterPlacements;");
                 w.Close();
                 foreach (var _ in module.ContainingTypes) w.Close();
@@ -101,7 +105,7 @@ namespace ModelParallel.Generators
                 {
                     var layerPrefix = module.DisplayName + ".";
                     w.Open("namespace ModelParallel.Generated");
-                    w.Line("[global::System.CodeDom.Compiler.GeneratedCode(\"ModelParallel.Generators\", \"1.0\")]");
+                    w.Line(GeneratedCodeAttribute);
                     w.Open($"file static class {string.Join("_", module.ContainingTypes.Append(module.Name))}Interceptors");
                     for (int i = 0; i < module.Interceptions.Count; i++)
                     {

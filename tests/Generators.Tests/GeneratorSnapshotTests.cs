@@ -54,6 +54,19 @@ namespace ModelParallel.Generators.Tests
         }
 
         [Fact]
+        public void GeneratedVocabularyParallelPartitionMatchesTheApprovedFile()
+        {
+            var (result, compilation) = GeneratorHarness.Run(("Lm.cs", Samples.LanguageModel));
+            Assert.Null(result.Exception);
+            Assert.Empty(result.Diagnostics);
+            Assert.Empty(compilation.Where(d => d.Severity >= DiagnosticSeverity.Warning));
+            var text = result.GeneratedSources.Single(s => s.HintName == "Sample.Lm.Partition.g.cs").SourceText.ToString();
+            // The embedding's shard is recorded as its rank's, so it cannot be used where that rank's context is not.
+            Assert.Contains("global::ModelParallel.Layers.LayerOwnership.Own(global::TorchSharp.torch.nn.Embedding(global::ModelParallel.Layers.VocabParallel.LocalRows(\"Sample.Lm.embed\"", text);
+            Snapshot.Match("Lm.Partition", text);
+        }
+
+        [Fact]
         public void TheTransformerBlockExampleIsPartitionedAndReportedAsApproved()
         {
             using var stream = typeof(GeneratorSnapshotTests).Assembly.GetManifestResourceStream("TransformerBlock.cs")!;

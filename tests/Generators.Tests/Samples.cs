@@ -72,5 +72,28 @@ namespace ModelParallel.Generators.Tests
                 }
             }
             """;
+
+        /// <summary>A vocabulary-parallel embedding, a ColumnParallel head and cross-entropy over the sharded logits.</summary>
+        public const string LanguageModel = Usings + """
+            namespace Sample
+            {
+                [ParallelModule]
+                public sealed partial class Lm : nn.Module<Tensor, Tensor, Tensor>
+                {
+                    [VocabParallel] private readonly Embedding embed;
+                    [ColumnParallel] private readonly Linear head;
+
+                    public Lm() : base(nameof(Lm))
+                    {
+                        embed = nn.Embedding(64, 16);
+                        head = nn.Linear(16, 64, hasBias: false);
+                        RegisterComponents();
+                    }
+
+                    public override Tensor forward(Tensor ids, Tensor targets) =>
+                        nn.functional.cross_entropy(head.forward(embed.forward(ids)).view(-1, 64), targets.view(-1));
+                }
+            }
+            """;
     }
 }

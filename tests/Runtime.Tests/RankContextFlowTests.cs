@@ -79,6 +79,15 @@ namespace ModelParallel.Tests
         }
 
         [Fact]
+        public void AVocabularyParallelEmbeddingCalledAfterItsRunEndedIsRefusedNamingIt()
+        {
+            var models = Ranks.Run(new MeshShape(tp: 2), _ => new TinyLanguageModel(vocab: 16, width: 8, hidden: 16));
+            var ids = torch.zeros(new long[] { 2, 3 }, dtype: ScalarType.Int64);
+            var error = Assert.Throws<PartitionException>(() => models[1].forward(ids, ids));
+            Assert.Contains("Layer 'ModelParallel.Tests.Models.TinyLanguageModel.embed' was built by rank 1", error.Message);
+        }
+
+        [Fact]
         public void APartitionedLayerCalledByAnotherRankIsRefusedNamingBothRanks()
         {
             var models = new TestModel[2];

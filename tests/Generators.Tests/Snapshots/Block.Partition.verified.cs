@@ -23,14 +23,14 @@ namespace Sample
         };
 
         /// <summary>Placements of this module's own layer parameters over the tp axis (generated).</summary>
-        [global::System.CodeDom.Compiler.GeneratedCode("ModelParallel.Generators", "1.0")]
+        [global::System.CodeDom.Compiler.GeneratedCode("ModelParallel.Generators", "0.1.0")]
         global::System.Collections.Generic.IReadOnlyList<global::ModelParallel.ParameterPlacement> global::ModelParallel.IPartitionedModule.ParameterPlacements => __parameterPlacements;
     }
 }
 
 namespace ModelParallel.Generated
 {
-    [global::System.CodeDom.Compiler.GeneratedCode("ModelParallel.Generators", "1.0")]
+    [global::System.CodeDom.Compiler.GeneratedCode("ModelParallel.Generators", "0.1.0")]
     file static class BlockInterceptors
     {
         // norm = torch.nn.LayerNorm(...) at Block.cs(17,20): replicated (R); built on the meta device, with no memory, when another pp rank holds it

@@ -24,14 +24,14 @@ namespace Sample
         };
 
         /// <summary>Placements of this module's own layer parameters over the tp axis (generated).</summary>
-        [global::System.CodeDom.Compiler.GeneratedCode("ModelParallel.Generators", "1.0")]
+        [global::System.CodeDom.Compiler.GeneratedCode("ModelParallel.Generators", "0.1.0")]
         global::System.Collections.Generic.IReadOnlyList<global::ModelParallel.ParameterPlacement> global::ModelParallel.IPartitionedModule.ParameterPlacements => __parameterPlacements;
     }
 }
 
 namespace ModelParallel.Generated
 {
-    [global::System.CodeDom.Compiler.GeneratedCode("ModelParallel.Generators", "1.0")]
+    [global::System.CodeDom.Compiler.GeneratedCode("ModelParallel.Generators", "0.1.0")]
     file static class NetInterceptors
     {
         // input = torch.nn.Linear(...) at Net.cs(19,21): build the replicated layer, initialised identically on every rank; first pipeline stage only

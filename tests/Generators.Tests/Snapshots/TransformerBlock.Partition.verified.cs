@@ -26,14 +26,14 @@ namespace ModelParallel.Examples.Transformer
         };
 
         /// <summary>Placements of this module's own layer parameters over the tp axis (generated).</summary>
-        [global::System.CodeDom.Compiler.GeneratedCode("ModelParallel.Generators", "1.0")]
+        [global::System.CodeDom.Compiler.GeneratedCode("ModelParallel.Generators", "0.1.0")]
         global::System.Collections.Generic.IReadOnlyList<global::ModelParallel.ParameterPlacement> global::ModelParallel.IPartitionedModule.ParameterPlacements => __parameterPlacements;
     }
 }
 
 namespace ModelParallel.Generated
 {
-    [global::System.CodeDom.Compiler.GeneratedCode("ModelParallel.Generators", "1.0")]
+    [global::System.CodeDom.Compiler.GeneratedCode("ModelParallel.Generators", "0.1.0")]
     file static class TransformerBlockInterceptors
     {
         // attentionNorm = torch.nn.LayerNorm(...) at TransformerBlock.cs(30,29): replicated (R); built on the meta device, with no memory, when another pp rank holds it
