@@ -64,6 +64,33 @@ namespace ModelParallel.Tests
         }
 
         [Fact]
+        public void LoadRefusesAnotherDtypeNamingTheParameterAndChangesNothing()
+        {
+            var logical = new ReferenceModel(Shape).state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone());
+            logical["blocks.1.up.weight"] = torch.full(logical["blocks.1.up.weight"].shape, 3L);
+            AssertRefusedAndUnchanged(logical, "Parameter 'blocks.1.up.weight': the logical tensor is Int64, the model's is Float32");
+        }
+
+        [Fact]
+        public void LoadRefusesAMetaTensorOnTheLastKeyAndChangesNothing()
+        {
+            var logical = new ReferenceModel(Shape).state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone());
+            var last = new TestModel(Shape).state_dict().Keys.Last();
+            logical[last] = torch.empty(logical[last].shape, device: torch.META);
+            AssertRefusedAndUnchanged(logical, $"Parameter '{last}': the logical tensor is on the meta device");
+        }
+
+        /// <summary>Load throws naming the problem, and every parameter of the model is bitwise what it was before the call.</summary>
+        private static void AssertRefusedAndUnchanged(System.Collections.Generic.Dictionary<string, torch.Tensor> logical, string expected)
+        {
+            var model = new TestModel(Shape);
+            var before = model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.clone());
+            var error = Assert.Throws<ArgumentException>(() => LogicalState.Load(model, logical));
+            Assert.Contains(expected, error.Message);
+            foreach (var (name, tensor) in model.state_dict()) TensorAssert.Close(before[name], tensor, $"{name} after a refused load", 0);
+        }
+
+        [Fact]
         public void InitialisationIsDeterministicAndReplicatedLayersAgreeAcrossRanks()
         {
             Func<System.Collections.Generic.Dictionary<string, torch.Tensor>[]> run = () => Ranks.Run(new MeshShape(tp: 2), _ =>

@@ -31,11 +31,13 @@ namespace ModelParallel
 
         /// <summary>
         /// Loads a logical state_dict into the local shards: each rank copies its slice of every sharded
-        /// tensor and the whole of every replicated one. Missing or unexpected keys and wrong logical shapes
-        /// are errors naming the parameter; nothing is copied unless every entry fits.
+        /// tensor and the whole of every replicated one. Missing or unexpected keys, wrong logical shapes, another
+        /// dtype than the model's and a tensor with no data (the meta device) are errors naming the parameter;
+        /// nothing is copied unless every entry fits.
         /// </summary>
         public static void Load(torch.nn.Module model, IReadOnlyDictionary<string, torch.Tensor> logical)
         {
+            RankContext.Current?.ThrowIfDeferredFailure();
             var local = model.state_dict();
             var placements = Placements(model);
             var missing = local.Keys.Where(k => !logical.ContainsKey(k)).ToList();
@@ -49,6 +51,11 @@ namespace ModelParallel
             {
                 if (target.device.type == DeviceType.META) continue; // a layer another pipeline stage holds
                 var source = logical[name];
+                if (source.dtype != target.dtype)
+                    throw new ArgumentException(
+                        $"Parameter '{name}': the logical tensor is {source.dtype}, the model's is {target.dtype}; convert it first (tensor.to({target.dtype})) if that is intended.", nameof(logical));
+                if (source.device.type == DeviceType.META)
+                    throw new ArgumentException($"Parameter '{name}': the logical tensor is on the meta device (it has no values).", nameof(logical));
                 var shard = ShardFor(name, source, placements);
                 if (!shard.shape.SequenceEqual(target.shape))
                     throw new ArgumentException(
@@ -61,7 +68,8 @@ namespace ModelParallel
 
         /// <summary>
         /// The logical state_dict: sharded tensors all-gathered over tp, replicated ones copied. Under pipeline
-        /// parallelism each pp rank exports the layers it holds; the union over the pp ranks is the model.
+        /// parallelism each pp rank exports the layers it holds; the union over the pp ranks is the model. Refused
+        /// (the failure is thrown) once a backward collective of this rank has failed.
         /// </summary>
         public static Dictionary<string, torch.Tensor> Export(torch.nn.Module model) =>
             Gather(model, model.state_dict().Select(kv => (kv.Key, (torch.Tensor?)kv.Value)));
@@ -74,6 +82,8 @@ namespace ModelParallel
         {
             var placements = Placements(model);
             var context = RankContext.Current;
+            // After a failed backward the gradients are zeros and the step is lost: exporting it would pass it off as good.
+            context?.ThrowIfDeferredFailure();
             var result = new Dictionary<string, torch.Tensor>();
             using var noGrad = torch.no_grad();
             foreach (var (name, local) in tensors)
