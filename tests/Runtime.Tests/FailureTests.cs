@@ -31,6 +31,23 @@ namespace ModelParallel.Tests
         }
 
         [Fact]
+        public void ARankThatSkipsALayerIsCaughtAtTheNextCollectiveThoughItHasTheSameShape()
+        {
+            var error = Assert.Throws<RankFailedException>(() => Ranks.Run(new MeshShape(tp: 2), context =>
+            {
+                var first = new TestBlock(8, 16, bias: true);
+                var second = new TestBlock(8, 16, bias: true);
+                var h = torch.ones(3, 8);
+                if (context.Rank == 0) h = first.forward(h); // a rank-dependent branch around a partitioned layer
+                second.forward(h);
+            }));
+            var mismatch = Assert.IsType<CollectiveMismatchException>(error.InnerException);
+            // Both are AllReduce #0 of float32[3, 8]; only the site (the layer instance) differs.
+            Assert.Contains("at 'ModelParallel.Tests.Models.TestBlock.down #1'", mismatch.Message);
+            Assert.Contains("at 'ModelParallel.Tests.Models.TestBlock.down #3'", mismatch.Message);
+        }
+
+        [Fact]
         public void MismatchedShapesAreReportedNotHung()
         {
             var error = Assert.Throws<RankFailedException>(() => Ranks.Run(new MeshShape(tp: 2), context =>

@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using ModelParallel.Communication;
 using TorchSharp;
 
 namespace ModelParallel.Autograd
@@ -11,6 +12,19 @@ namespace ModelParallel.Autograd
     /// </summary>
     internal static class BackwardGuard
     {
+        private const string SiteKey = "collective site";
+
+        /// <summary>Keeps the site of the forward call (see <see cref="CollectiveSite"/>), so backward's collectives name it too.</summary>
+        public static void SaveSite(torch.autograd.AutogradContext ctx) => ctx.save_data(SiteKey, CollectiveSite.Current ?? "");
+
+        /// <summary>As <see cref="Run(torch.Tensor, int, Func{torch.Tensor, torch.Tensor})"/>, the collectives signed "site (backward)".</summary>
+        public static List<torch.Tensor> Run(torch.autograd.AutogradContext ctx, torch.Tensor gradOutput, int arguments, Func<torch.Tensor, torch.Tensor> body)
+        {
+            var site = (string)ctx.get_data(SiteKey);
+            using var scope = CollectiveSite.Enter(site.Length == 0 ? "(backward)" : $"{site} (backward)");
+            return Run(gradOutput, arguments, body);
+        }
+
         public static List<torch.Tensor> Run(torch.Tensor gradOutput, int arguments, Func<torch.Tensor, torch.Tensor> body)
         {
             torch.Tensor gradient;

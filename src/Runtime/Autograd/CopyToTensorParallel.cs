@@ -13,11 +13,12 @@ namespace ModelParallel.Autograd
         public override torch.Tensor forward(AutogradContext ctx, params object[] vars)
         {
             ctx.save_data("communicator", vars[1]);
+            BackwardGuard.SaveSite(ctx);
             return ((torch.Tensor)vars[0]).alias();
         }
 
         public override List<torch.Tensor> backward(AutogradContext ctx, torch.Tensor gradOutput) =>
-            BackwardGuard.Run(gradOutput, arguments: 2, grad =>
+            BackwardGuard.Run(ctx, gradOutput, arguments: 2, grad =>
             {
                 var gradient = grad.clone();
                 ((ICommunicator)ctx.get_data("communicator")).AllReduce(gradient);

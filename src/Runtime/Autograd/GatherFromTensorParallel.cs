@@ -16,13 +16,14 @@ namespace ModelParallel.Autograd
             var communicator = (ICommunicator)vars[1];
             long dim = (long)vars[2] < 0 ? (long)vars[2] + local.dim() : (long)vars[2];
             ctx.save_data("communicator", communicator);
+            BackwardGuard.SaveSite(ctx);
             ctx.save_data("dim", dim);
             ctx.save_data("size", local.shape[dim]);
             return communicator.AllGather(local.contiguous(), dim);
         }
 
         public override List<torch.Tensor> backward(AutogradContext ctx, torch.Tensor gradOutput) =>
-            BackwardGuard.Run(gradOutput, arguments: 3, grad =>
+            BackwardGuard.Run(ctx, gradOutput, arguments: 3, grad =>
             {
                 var communicator = (ICommunicator)ctx.get_data("communicator");
                 long dim = (long)ctx.get_data("dim"), size = (long)ctx.get_data("size");

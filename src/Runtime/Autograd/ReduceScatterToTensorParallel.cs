@@ -16,12 +16,13 @@ namespace ModelParallel.Autograd
             var communicator = (ICommunicator)vars[1];
             long dim = (long)vars[2] < 0 ? (long)vars[2] + partial.dim() : (long)vars[2];
             ctx.save_data("communicator", communicator);
+            BackwardGuard.SaveSite(ctx);
             ctx.save_data("dim", dim);
             return communicator.ReduceScatter(partial.contiguous(), dim);
         }
 
         public override List<torch.Tensor> backward(AutogradContext ctx, torch.Tensor gradOutput) =>
-            BackwardGuard.Run(gradOutput, arguments: 3, grad =>
+            BackwardGuard.Run(ctx, gradOutput, arguments: 3, grad =>
                 ((ICommunicator)ctx.get_data("communicator")).AllGather(grad.contiguous(), (long)ctx.get_data("dim")));
     }
 }

@@ -7,7 +7,7 @@ namespace ModelParallel.Communication
 {
     /// <summary>
     /// Collectives between ranks that are threads of one process. Every collective first compares the
-    /// ranks' signatures (operation, dtype, shape, sequence number) and throws
+    /// ranks' signatures (operation, dtype, shape, sequence number, call site) and throws
     /// <see cref="CollectiveMismatchException"/> on a difference, so a wrong program fails instead of hanging.
     /// Reductions sum in rank order, so every rank gets bitwise the same result.
     /// </summary>
@@ -114,7 +114,7 @@ namespace ModelParallel.Communication
         /// <inheritdoc/>
         public void Barrier()
         {
-            var signature = $"Barrier #{sequence++}";
+            var signature = $"Barrier #{sequence++}{At()}";
             Meet(signature, null);
             group.Arrive(Rank, signature);
         }
@@ -167,8 +167,11 @@ namespace ModelParallel.Communication
             }
         }
 
+        /// <summary>"AllReduce #4 of float32[2, 8] (Sum) at 'Sample.Block.down #1'": what every rank must agree on.</summary>
         private string Describe(string operation, torch.Tensor tensor, string detail) =>
-            $"{operation} #{sequence++} of {Shape(tensor)} ({detail})";
+            $"{operation} #{sequence++} of {Shape(tensor)} ({detail}){At()}";
+
+        private static string At() => CollectiveSite.Current is { } site ? $" at '{site}'" : "";
 
         private torch.Tensor Reduce(Func<int, torch.Tensor> slice, ReduceOp op)
         {

@@ -61,6 +61,13 @@ namespace ModelParallel.DataParallel
         /// <summary>How many buckets started their all-reduce during the last backward, before <see cref="Synchronize"/>.</summary>
         public int StartedDuringBackward { get; private set; }
 
+        /// <summary>Starts a bucket's all-reduce, signed with the bucket's index so ranks that start them in different orders are told apart.</summary>
+        private void Start(GradientBucket bucket)
+        {
+            using var site = CollectiveSite.Enter($"dp gradient bucket {buckets.IndexOf(bucket)}");
+            bucket.Pending = communicator.StartAllReduce(bucket.Buffer, ReduceOp.Average);
+        }
+
         /// <summary>Reduces the buckets still waiting, waits for all, and writes the dp-averaged gradients back.</summary>
         public void Synchronize()
         {
@@ -78,7 +85,7 @@ namespace ModelParallel.DataParallel
                     if (parameter.grad is { } grad) slice.copy_(grad.reshape(-1));
                     else slice.zero_();
                 }
-                bucket.Pending = communicator.StartAllReduce(bucket.Buffer, ReduceOp.Average);
+                Start(bucket);
             }
             foreach (var bucket in buckets)
             {
@@ -114,7 +121,7 @@ namespace ModelParallel.DataParallel
             using (torch.no_grad()) bucket.Slice(m).add_(gradient.reshape(-1));
             if (++arrived[index] != expected[index] || Holding) return;
             if (++bucket.Ready == bucket.Members.Count && bucket.Members.All(x => expected[x.Index] > 0))
-                bucket.Pending = communicator.StartAllReduce(bucket.Buffer, ReduceOp.Average);
+                Start(bucket);
         }
 
         /// <summary>
@@ -134,7 +141,7 @@ namespace ModelParallel.DataParallel
             {
                 bucket.Ready = bucket.Members.Count(x => expected[x.Index] > 0 && arrived[x.Index] == expected[x.Index]);
                 if (bucket.Ready == bucket.Members.Count)
-                    bucket.Pending = communicator.StartAllReduce(bucket.Buffer, ReduceOp.Average);
+                    Start(bucket);
             }
         }
 

@@ -14,38 +14,58 @@ namespace ModelParallel.Layers
     [EditorBrowsable(EditorBrowsableState.Never)]
     public static class LayerOwnership
     {
-        private static readonly ConditionalWeakTable<torch.nn.Module, RankContext> owners = new();
+        private static readonly ConditionalWeakTable<torch.nn.Module, Owner> owners = new();
 
         /// <summary>Records that the current rank (if any) built <paramref name="layer"/>, and returns it.</summary>
         public static T Own<T>(T layer) where T : torch.nn.Module
         {
-            if (RankContext.Current is { } context) owners.AddOrUpdate(layer, context);
+            if (RankContext.Current is { } context) owners.AddOrUpdate(layer, new Owner(context, context.NextPartitionedLayer()));
             return layer;
+        }
+
+        /// <summary>
+        /// The rank that built a layer, and the layer's number among that rank's partitioned layers. Every rank builds
+        /// the same model in the same order, so the number names the same layer instance on every rank.
+        /// </summary>
+        private sealed class Owner(RankContext context, long instance)
+        {
+            public RankContext Context { get; } = context;
+
+            /// <summary>"Sample.Block.down #3": the collective site of this instance, made on first use.</summary>
+            public string? Site { get; set; }
+
+            public long Instance { get; } = instance;
         }
 
         /// <summary>
         /// The context <paramref name="self"/> runs under: the current rank's when it built the layer; null for a layer
         /// built outside any run and called outside one (the plain model). Anything else is a <see cref="PartitionException"/>.
+        /// <paramref name="site"/> names this layer instance in the signatures of the collectives it issues.
         /// </summary>
-        internal static RankContext? ContextFor(string layer, torch.nn.Module self)
+        internal static RankContext? ContextFor(string layer, torch.nn.Module self, out string site)
         {
             var current = RankContext.Current;
+            site = layer;
             if (!owners.TryGetValue(self, out var owner))
             {
                 if (current is null || current.Mesh.World == 1) return current;
                 throw new PartitionException(
                     $"Layer '{layer}' was built outside Ranks.Run (the whole, unpartitioned layer) but is called by rank {current.Rank} of a run on the {current.Mesh}. Build the model inside the run's body.");
             }
-            if (ReferenceEquals(owner, current)) return current;
+            if (ReferenceEquals(owner.Context, current))
+            {
+                site = owner.Site ??= $"{layer} #{owner.Instance}";
+                return current;
+            }
             if (current is null)
             {
                 // A run of one rank builds the plain layer; using it afterwards is the single-device model.
-                if (owner.Mesh.World == 1) return null;
+                if (owner.Context.Mesh.World == 1) return null;
                 throw new PartitionException(
-                    $"Layer '{layer}' was built by rank {owner.Rank} of a run on the {owner.Mesh}, but is called outside that rank's context (after the run ended, or from a thread started with an ExecutionContext suppressed). Call it inside the rank's body, or gather the logical weights with LogicalState.Export.");
+                    $"Layer '{layer}' was built by rank {owner.Context.Rank} of a run on the {owner.Context.Mesh}, but is called outside that rank's context (after the run ended, or from a thread started with an ExecutionContext suppressed). Call it inside the rank's body, or gather the logical weights with LogicalState.Export.");
             }
             throw new PartitionException(
-                $"Layer '{layer}' was built by rank {owner.Rank} but is called by rank {current.Rank} ({current.Mesh}). Each rank must build and call its own model.");
+                $"Layer '{layer}' was built by rank {owner.Context.Rank} but is called by rank {current.Rank} ({current.Mesh}). Each rank must build and call its own model.");
         }
     }
 }

@@ -1,5 +1,6 @@
 using System;
 using ModelParallel.Autograd;
+using ModelParallel.Communication;
 using TorchSharp;
 using TorchSharp.Modules;
 
@@ -53,7 +54,8 @@ namespace ModelParallel.Layers
         /// <summary>f (identity forward, all-reduce backward), then the local shard: input R, output S(-1).</summary>
         public static torch.Tensor ColumnForward(string layer, Linear self, torch.Tensor input)
         {
-            var context = LayerOwnership.ContextFor(layer, self);
+            var context = LayerOwnership.ContextFor(layer, self, out var site);
+            using var scope = CollectiveSite.Enter(site);
             if (context is null) return self.forward(input);
             context.ThrowIfDeferredFailure();
             return Local(context, self, TensorParallel.CopyToTensorParallel(input, context.TensorParallel));
@@ -62,7 +64,8 @@ namespace ModelParallel.Layers
         /// <summary>The local shard (S(-1) → P), g (all-reduce forward, identity backward), then the bias once: output R.</summary>
         public static torch.Tensor RowForward(string layer, Linear self, torch.Tensor input)
         {
-            var context = LayerOwnership.ContextFor(layer, self);
+            var context = LayerOwnership.ContextFor(layer, self, out var site);
+            using var scope = CollectiveSite.Enter(site);
             if (context is null) return self.forward(input);
             context.ThrowIfDeferredFailure();
             if (context.Mesh.Tp == 1) return Local(context, self, input);
@@ -86,7 +89,8 @@ namespace ModelParallel.Layers
         /// </summary>
         public static torch.Tensor ColumnForwardGathered(string layer, Linear self, torch.Tensor input)
         {
-            var context = LayerOwnership.ContextFor(layer, self);
+            var context = LayerOwnership.ContextFor(layer, self, out var site);
+            using var scope = CollectiveSite.Enter(site);
             if (context is null || context.Mesh.Tp == 1) return ColumnForward(layer, self, input);
             return ColumnForward(layer, self, TensorParallel.GatherFromTensorParallel(input, context.TensorParallel, -1));
         }
@@ -97,7 +101,8 @@ namespace ModelParallel.Layers
         /// </summary>
         public static torch.Tensor RowForwardSliced(string layer, Linear self, torch.Tensor input)
         {
-            var context = LayerOwnership.ContextFor(layer, self);
+            var context = LayerOwnership.ContextFor(layer, self, out var site);
+            using var scope = CollectiveSite.Enter(site);
             if (context is null || context.Mesh.Tp == 1) return RowForward(layer, self, input);
             return RowForward(layer, self, TensorParallel.ScatterToTensorParallel(input, context.TensorParallel, -1));
         }
@@ -108,7 +113,8 @@ namespace ModelParallel.Layers
         /// </summary>
         public static torch.Tensor RowForwardPartial(string layer, Linear self, torch.Tensor input)
         {
-            var context = LayerOwnership.ContextFor(layer, self);
+            var context = LayerOwnership.ContextFor(layer, self, out var site);
+            using var scope = CollectiveSite.Enter(site);
             if (context is null || context.Mesh.Tp == 1) return RowForward(layer, self, input);
             context.ThrowIfDeferredFailure();
             var partial = torch.nn.functional.linear(input, context.Tapped(self.weight)!, null);
@@ -121,7 +127,8 @@ namespace ModelParallel.Layers
         /// </summary>
         public static torch.Tensor RowForwardReduceScattered(string layer, Linear self, torch.Tensor input)
         {
-            var context = LayerOwnership.ContextFor(layer, self);
+            var context = LayerOwnership.ContextFor(layer, self, out var site);
+            using var scope = CollectiveSite.Enter(site);
             if (context is null || context.Mesh.Tp == 1) return RowForward(layer, self, input);
             return RowForward(layer, self, TensorParallel.ReduceScatterToTensorParallel(input, context.TensorParallel, -1));
         }
@@ -129,7 +136,8 @@ namespace ModelParallel.Layers
         /// <summary>A ColumnParallel layer fed a partial sum: reduce it (g: all-reduce forward, identity backward), then <see cref="ColumnForward"/>.</summary>
         public static torch.Tensor ColumnForwardReduced(string layer, Linear self, torch.Tensor input)
         {
-            var context = LayerOwnership.ContextFor(layer, self);
+            var context = LayerOwnership.ContextFor(layer, self, out var site);
+            using var scope = CollectiveSite.Enter(site);
             if (context is null || context.Mesh.Tp == 1) return ColumnForward(layer, self, input);
             return ColumnForward(layer, self, TensorParallel.ReduceFromTensorParallel(input, context.TensorParallel));
         }
@@ -137,7 +145,8 @@ namespace ModelParallel.Layers
         /// <summary>A replicated layer fed a partial sum: reduce it (g), then <see cref="ReplicatedForward"/>.</summary>
         public static torch.Tensor ReplicatedForwardReduced(string layer, Linear self, torch.Tensor input)
         {
-            var context = LayerOwnership.ContextFor(layer, self);
+            var context = LayerOwnership.ContextFor(layer, self, out var site);
+            using var scope = CollectiveSite.Enter(site);
             if (context is null || context.Mesh.Tp == 1) return ReplicatedForward(layer, self, input);
             return ReplicatedForward(layer, self, TensorParallel.ReduceFromTensorParallel(input, context.TensorParallel));
         }
@@ -145,7 +154,8 @@ namespace ModelParallel.Layers
         /// <summary>A replicated layer: the plain forward, with its gradients tapped for data parallelism when dp &gt; 1.</summary>
         public static torch.Tensor ReplicatedForward(string layer, Linear self, torch.Tensor input)
         {
-            var context = LayerOwnership.ContextFor(layer, self);
+            var context = LayerOwnership.ContextFor(layer, self, out var site);
+            using var scope = CollectiveSite.Enter(site);
             if (context is null) return self.forward(input);
             context.ThrowIfDeferredFailure();
             return Local(context, self, input);

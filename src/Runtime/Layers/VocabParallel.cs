@@ -25,7 +25,8 @@ namespace ModelParallel.Layers
         /// <summary>Ids R → this rank's rows for the ids in its range, zeros elsewhere (P) → all-reduce (g) → R.</summary>
         public static torch.Tensor EmbeddingForward(string layer, Embedding self, torch.Tensor ids)
         {
-            var context = LayerOwnership.ContextFor(layer, self);
+            var context = LayerOwnership.ContextFor(layer, self, out var site);
+            using var collectiveSite = CollectiveSite.Enter(site);
             if (context is null || context.Mesh.Tp == 1) return self.forward(ids);
             context.ThrowIfDeferredFailure();
             var weight = context.Tapped(self.weight)!;
@@ -53,6 +54,7 @@ namespace ModelParallel.Layers
             if (input.dim() != 2)
                 throw new ArgumentException($"{site}: cross-entropy over vocabulary-sharded logits needs them as [tokens, vocabulary]; got [{string.Join(", ", input.shape)}] locally. Flatten them with view(-1, vocabulary).");
             context.ThrowIfDeferredFailure();
+            using var collectiveSite = CollectiveSite.Enter(site);
             var communicator = context.TensorParallel;
             long local = input.shape[1], start = context.Coordinates.Tp * local;
             torch.Tensor max;

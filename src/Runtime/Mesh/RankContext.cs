@@ -19,6 +19,7 @@ namespace ModelParallel
         private static readonly AsyncLocal<RankContext?> current = new();
         private long layerOrdinal;
         private long dropoutCalls;
+        private long partitionedLayers;
         private ExceptionDispatchInfo? deferredFailure;
 
         internal RankContext(MeshShape mesh, int rank, ICommunicator world, ICommunicator dataParallel,
@@ -93,6 +94,9 @@ namespace ModelParallel
         /// so the ordinal names the same layer on every rank.
         /// </summary>
         internal long NextLayerOrdinal() => layerOrdinal++;
+
+        /// <summary>Numbers the partitioned layers this rank builds, in order (the same numbers on every rank).</summary>
+        internal long NextPartitionedLayer() => partitionedLayers++;
 
         /// <summary>Numbers dropout calls in order; every tp rank runs the same forward, so the numbers agree.</summary>
         internal long NextDropoutCall() => dropoutCalls++;

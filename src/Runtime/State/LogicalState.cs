@@ -91,7 +91,10 @@ namespace ModelParallel
                 if (local is null || local.device.type == DeviceType.META) continue; // held by another pipeline stage
                 var tensor = local.detach();
                 if (context is not null && context.Mesh.Tp > 1 && placements.TryGetValue(name, out var p) && p.Placement.Kind == PlacementKind.Shard)
+                {
+                    using var site = Communication.CollectiveSite.Enter($"LogicalState of '{name}'");
                     result[name] = Unstride(context.TensorParallel.AllGather(tensor.contiguous(), p.Placement.Dim), p.Placement, context.Mesh.Tp);
+                }
                 else
                     result[name] = tensor.clone();
             }
