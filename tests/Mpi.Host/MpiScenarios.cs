@@ -11,6 +11,45 @@ namespace ModelParallel.Tests
     /// <summary>Scenarios checked inside an mpiexec job; a failed check throws, which aborts the job non-zero.</summary>
     internal static class MpiScenarios
     {
+        /// <summary>One rank does something the others do not; every kind must end the job naming it.</summary>
+        public static void Fault(RankContext context, string kind)
+        {
+            var tp = context.TensorParallel;
+            bool odd = context.Rank == 1;
+            switch (kind)
+            {
+                case "operation": // all-reduce on one rank against all-gather on another
+                    if (odd) tp.AllGather(torch.ones(4), 0);
+                    else tp.AllReduce(torch.ones(4));
+                    break;
+                case "shape": // [4] against [5]: MPI alone would reduce 4 elements and report success
+                    tp.AllReduce(torch.ones(odd ? 5 : 4));
+                    break;
+                case "skip": // a rank-dependent branch around a partitioned layer: the same operation, dtype and shape next
+                    var first = new TestBlock(8, 16, bias: true);
+                    var second = new TestBlock(8, 16, bias: true);
+                    var h = torch.ones(3, 8);
+                    if (!odd) h = first.forward(h);
+                    second.forward(h);
+                    break;
+                case "early": // one rank ends its body while the others still issue a collective
+                    if (!odd) tp.AllReduce(torch.ones(4));
+                    break;
+                case "receive-longer": // a receive of [8] from a send of [4]: MPI alone leaves half of it untouched
+                    if (odd) tp.Receive(torch.full(8, 7f), 0);
+                    else tp.Send(torch.ones(4), 1);
+                    tp.Barrier();
+                    break;
+                case "receive-shorter": // a receive of [4] from a send of [8]: MPI's truncation error
+                    if (odd) tp.Receive(torch.full(4, 7f), 0);
+                    else tp.Send(torch.ones(8), 1);
+                    tp.Barrier();
+                    break;
+                default:
+                    throw new ArgumentException($"unknown fault '{kind}'");
+            }
+        }
+
         public static void Collectives(RankContext context)
         {
             var c = context.TensorParallel;

@@ -22,6 +22,10 @@ switch (args.FirstOrDefault())
     case "indivisible":
         Ranks.Run(new MeshShape(tp: world), _ => new TestModel(new ModelShape(4, 8, Hidden: 9, 2, Depth: 1, Bias: true)));
         break;
+    case "fault":
+        // fault KIND: a mistake only one rank makes; the job must fail naming it, never hang or finish.
+        Ranks.Run(new MeshShape(tp: world), context => MpiScenarios.Fault(context, args[1]));
+        break;
     case "mismatch":
         Ranks.Run(new MeshShape(tp: world + 1), _ => { });
         break;
@@ -34,7 +38,7 @@ switch (args.FirstOrDefault())
         MpiScenarios.PipelineEquivalence(new MeshShape(dp: int.Parse(args[1]), pp: int.Parse(args[2]), tp: int.Parse(args[3])), args[4], int.Parse(args[5]));
         break;
     default:
-        Console.Error.WriteLine("usage: ModelParallel.Mpi.Host collectives | fail | indivisible | mismatch | equivalence DP TP | pipeline DP PP TP SCHEDULE M  (under mpiexec)");
+        Console.Error.WriteLine("usage: ModelParallel.Mpi.Host collectives | fail | indivisible | fault KIND | mismatch | equivalence DP TP | pipeline DP PP TP SCHEDULE M  (under mpiexec)");
         return 2;
 }
 return 0;

@@ -62,6 +62,25 @@ namespace ModelParallel.Tests
             Assert.DoesNotContain("   at ", job.Output);
         }
 
+        [Theory]
+        [InlineData(2, "operation", "rank 0: AllReduce #0 of float32[4] (Sum); rank 1: AllGather #0 of float32[4] (dim 0)")]
+        [InlineData(2, "shape", "rank 0: AllReduce #0 of float32[4] (Sum); rank 1: AllReduce #0 of float32[5] (Sum)")]
+        [InlineData(2, "skip", "rank 0: AllReduce #0 of float32[3, 8] (Sum) at 'ModelParallel.Tests.Models.TestBlock.down #1'; rank 1: AllReduce #0 of float32[3, 8] (Sum) at 'ModelParallel.Tests.Models.TestBlock.down #3'")]
+        [InlineData(2, "early", "rank 0: AllReduce #0 of float32[4] (Sum); rank 1: finished its body")]
+        [InlineData(2, "receive-longer", "receives float32[8] (32 bytes) from rank 0 (tag 0), but the message has 16 bytes")]
+        [InlineData(2, "receive-shorter", "receives float32[4] (16 bytes) from rank 0 (tag 0), but the message is longer")]
+        [InlineData(4, "operation", "rank 0: AllReduce #0 of float32[4] (Sum); rank 1: AllGather #0 of float32[4] (dim 0)")]
+        [InlineData(4, "skip", "rank 0: AllReduce #0 of float32[3, 8] (Sum) at 'ModelParallel.Tests.Models.TestBlock.down #1'; rank 1: AllReduce #0 of float32[3, 8] (Sum) at 'ModelParallel.Tests.Models.TestBlock.down #3'")]
+        [InlineData(4, "early", "rank 0: AllReduce #0 of float32[4] (Sum); rank 1: finished its body")]
+        public void AFaultOfOneRankEndsTheJobNamingIt(int processes, string fault, string expected)
+        {
+            var job = MpiJob.Run(processes, $"fault {fault}");
+            Assert.True(job.ExitCode != 0, $"exit code 0 after a '{fault}' fault:\n{job.Output}");
+            Assert.True(job.Elapsed < TimeSpan.FromSeconds(20), $"took {job.Elapsed}");
+            Assert.Contains("ModelParallel: rank ", job.Output);
+            Assert.Contains(expected, job.Output);
+        }
+
         [Fact]
         public void AMissingMpiLibraryIsAOneLineErrorNamingThePackage()
         {

@@ -1,4 +1,5 @@
 using System;
+using System.Linq;
 using ModelParallel.Communication;
 using ModelParallel.Communication.Mpi;
 using TorchSharp;
@@ -33,10 +34,10 @@ namespace ModelParallel
             var results = new T[mesh.World];
             try
             {
-                var context = CreateContext(mesh, options);
+                var (context, communicators) = CreateContext(mesh, options);
                 using (RankContext.Enter(context)) results[worldRank] = body(context);
                 context.ThrowIfDeferredFailure();
-                context.World.Barrier();
+                Depart(communicators, context);
             }
             catch (Exception e)
             {
@@ -70,23 +71,45 @@ namespace ModelParallel
             MpiLibrary.Check(MPI_Init_thread(ref argc, ref argv, ThreadFunneled, out provided), "MPI_Init_thread");
             MpiLibrary.Check(MPI_Comm_rank(MPI_COMM_WORLD, out worldRank), "MPI_Comm_rank");
             MpiLibrary.Check(MPI_Comm_size(MPI_COMM_WORLD, out worldSize), "MPI_Comm_size");
+            // Errors come back as codes, and become exceptions naming the call, the communicator and the rank (communicators
+            // split from the world inherit it), instead of MPICH aborting with its own message.
+            MpiLibrary.Check(MpiLibrary.CommSetErrhandler(MPI_COMM_WORLD, MpiLibrary.ErrorsReturn), "MPI_Comm_set_errhandler");
             AppDomain.CurrentDomain.ProcessExit += (_, _) => MPI_Finalize();
         }
 
-        private static RankContext CreateContext(MeshShape mesh, RunOptions options)
+        private static (RankContext Context, MpiCommunicator[] Communicators) CreateContext(MeshShape mesh, RunOptions options)
         {
             var wrap = options.WrapCommunicator ?? ((_, communicator) => communicator);
             var coordinates = mesh.CoordinatesOf(worldRank);
-            ICommunicator Split(MeshAxis axis)
+            var world = new MpiCommunicator(MPI_COMM_WORLD, "world communicator", worldRank, options.CheckCollectives);
+            var axes = new[] { MeshAxis.Tensor, MeshAxis.Pipeline, MeshAxis.Data }.ToDictionary(axis => axis, axis =>
             {
                 // Ranks on the same line of `axis` share a color (the line's first rank); the key orders them by coordinate.
                 int color = mesh.RankOf(coordinates.With(axis, 0)), line;
                 MpiLibrary.Check(MPI_Comm_split(MPI_COMM_WORLD, color, coordinates.On(axis), out line), "MPI_Comm_split");
-                return wrap(axis, new MpiCommunicator(line, $"{InProcessTopology.AxisName(axis)} communicator"));
-            }
+                return new MpiCommunicator(line, $"{InProcessTopology.AxisName(axis)} communicator", worldRank, options.CheckCollectives);
+            });
             var device = torch.cuda.is_available() ? new torch.Device(DeviceType.CUDA, LocalRank() % torch.cuda.device_count()) : torch.CPU;
-            return new RankContext(mesh, worldRank, new MpiCommunicator(MPI_COMM_WORLD, "world communicator"),
-                Split(MeshAxis.Data), Split(MeshAxis.Pipeline), Split(MeshAxis.Tensor), options.Seed, device, options.VirtualPipelineStages);
+            var context = new RankContext(mesh, worldRank, world,
+                wrap(MeshAxis.Data, axes[MeshAxis.Data]), wrap(MeshAxis.Pipeline, axes[MeshAxis.Pipeline]), wrap(MeshAxis.Tensor, axes[MeshAxis.Tensor]),
+                options.Seed, device, options.VirtualPipelineStages);
+            return (context, new[] { axes[MeshAxis.Tensor], axes[MeshAxis.Pipeline], axes[MeshAxis.Data], world });
+        }
+
+        /// <summary>
+        /// This rank's body has ended: it says so on every communicator at once and waits for the others to say the same.
+        /// A rank still waiting for a collective on any of them meets the departure there and fails naming it, instead of
+        /// waiting forever; without collective checks, a world barrier.
+        /// </summary>
+        private static void Depart(MpiCommunicator[] communicators, RankContext context)
+        {
+            var pending = communicators.Select(c => c.PostDeparture()).ToArray();
+            if (pending.Any(p => p is null))
+            {
+                context.World.Barrier();
+                return;
+            }
+            foreach (var departure in pending) departure!.Complete();
         }
 
         private static int LocalRank() =>

@@ -18,6 +18,14 @@ namespace ModelParallel
         /// </summary>
         public int VirtualPipelineStages { get; init; } = 1;
 
+        /// <summary>
+        /// Under MPI, whether the ranks agree on every collective's signature (operation, dtype, shape, sequence number,
+        /// call site) before its data moves: a mismatch then fails naming both sides instead of hanging or pairing
+        /// different calls. On by default; it costs one small all-gather per collective (see docs/benchmarks.md). The
+        /// in-process communicator always checks.
+        /// </summary>
+        public bool CheckCollectives { get; init; } = true;
+
         /// <summary>Wraps each rank's per-axis communicators, for example in a <see cref="CountingCommunicator"/>.</summary>
         public Func<MeshAxis, ICommunicator, ICommunicator>? WrapCommunicator { get; init; }
     }

@@ -10,7 +10,9 @@ namespace ModelParallel.Communication.Mpi
     /// Collectives over an MPI communicator, on the tensor's own storage: a contiguous tensor is reduced
     /// in place (MPI_IN_PLACE) with no copy; a non-contiguous one is made contiguous once and the result
     /// written back. float32, float64 and int64 go to MPI as they are; float16 and bfloat16 are widened to
-    /// float32 for the reduction and narrowed back (MPI has no 16-bit float sum).
+    /// float32 for the reduction and narrowed back (MPI has no 16-bit float sum). Unless checking is switched off
+    /// (<see cref="RunOptions.CheckCollectives"/>), the ranks first agree on every collective's signature
+    /// (<see cref="MpiAgreement"/>), so a mismatch fails with both signatures instead of MPI pairing different calls.
     /// </summary>
     public sealed unsafe class MpiCommunicator : ICommunicator
     {
@@ -19,7 +21,9 @@ namespace ModelParallel.Communication.Mpi
         private readonly System.Collections.Generic.List<(int[] Request, torch.Tensor Copy)> pendingSends = new();
         private int[] blockCounts = Array.Empty<int>(); // MPI_Reduce_scatter's counts, reused while the block size stays
 
-        internal MpiCommunicator(int handle, string name)
+        private readonly MpiAgreement? agreement;
+
+        internal MpiCommunicator(int handle, string name, int worldRank, bool check)
         {
             this.handle = handle;
             Name = name;
@@ -28,7 +32,11 @@ namespace ModelParallel.Communication.Mpi
             MpiLibrary.Check(MPI_Comm_size(handle, out size), "MPI_Comm_size");
             Rank = rank;
             Size = size;
+            agreement = check ? new MpiAgreement(handle, name, worldRank, size) : null;
         }
+
+        /// <summary>Posts this rank's departure on the communicator (its body has ended); null when collectives are not checked.</summary>
+        internal MpiAgreement.PendingDeparture? PostDeparture() => agreement?.PostDeparture();
 
         /// <summary>For messages: "tp communicator".</summary>
         public string Name { get; }
@@ -43,7 +51,9 @@ namespace ModelParallel.Communication.Mpi
         public void AllReduce(torch.Tensor tensor, ReduceOp op = ReduceOp.Sum)
         {
             CheckReduction(tensor, op);
-            if (Storage(new TensorFacts(tensor), out var buffer))
+            var facts = new TensorFacts(tensor);
+            agreement?.Agree(CollectiveKind.AllReduce, facts, (long)op);
+            if (Storage(facts, out var buffer))
             {
                 Allreduce(buffer, op); // the common case: in place, no tensor operation
                 if (op == ReduceOp.Average) Divide(tensor);
@@ -81,11 +91,13 @@ namespace ModelParallel.Communication.Mpi
         public PendingCollective StartAllReduce(torch.Tensor tensor, ReduceOp op = ReduceOp.Sum)
         {
             CheckReduction(tensor, op);
-            if (!Storage(new TensorFacts(tensor), out var buffer))
+            var facts = new TensorFacts(tensor);
+            if (!Storage(facts, out var buffer))
             {
                 AllReduce(tensor, op);
                 return PendingCollective.Completed;
             }
+            agreement?.Agree(CollectiveKind.AllReduce, facts, (long)op);
             var request = new int[1];
             fixed (int* r = request)
                 MpiLibrary.Check(MpiLibrary.Iallreduce(InPlaceMarker, buffer.Address, buffer.Count, buffer.Type, Operation(op), handle, r), "MPI_Iallreduce", Name);
@@ -110,6 +122,7 @@ namespace ModelParallel.Communication.Mpi
             TensorFacts input = new(tensor), result = new(output);
             long axis = Axis(input, dim);
             CheckOutput(input, result, axis, input.Size(axis) * Size, "AllGather");
+            agreement?.Agree(CollectiveKind.AllGather, input, axis);
             if (axis == 0 && Storage(input, out var source) && Storage(result, out var target))
             {
                 // Rank blocks along dimension 0 are contiguous in the output: MPI writes them in place.
@@ -136,6 +149,7 @@ namespace ModelParallel.Communication.Mpi
             long axis = Axis(input, dim);
             CheckDivisible(input, axis, Size);
             CheckOutput(input, result, axis, input.Size(axis) / Size, "ReduceScatter");
+            agreement?.Agree(CollectiveKind.ReduceScatter, input, (long)op | (axis << 8));
             if (axis == 0 && Storage(input, out var source) && Storage(result, out var target))
             {
                 // Each rank's block along dimension 0 is contiguous in the input: MPI reads and writes in place.
@@ -174,6 +188,7 @@ namespace ModelParallel.Communication.Mpi
         public void Broadcast(torch.Tensor tensor, int root)
         {
             if (root < 0 || root >= Size) throw new ArgumentOutOfRangeException(nameof(root), $"Broadcast root {root} is outside the {Name} of size {Size}.");
+            agreement?.Agree(CollectiveKind.Broadcast, new TensorFacts(tensor), root);
             using var noGrad = torch.no_grad();
             var work = tensor.is_contiguous() ? tensor : tensor.contiguous();
             fixed (byte* data = work.bytes)
@@ -185,7 +200,9 @@ namespace ModelParallel.Communication.Mpi
         public void Barrier()
         {
             CompleteSends(wait: true);
-            MpiLibrary.Check(MPI_Barrier(handle), "MPI_Barrier", Name);
+            // The agreement is an all-gather, which no rank leaves before all have entered: it is the barrier.
+            if (agreement is not null) agreement.Agree(CollectiveKind.Barrier, null, 0);
+            else MpiLibrary.Check(MPI_Barrier(handle), "MPI_Barrier", Name);
         }
 
         /// <summary>
@@ -231,11 +248,15 @@ namespace ModelParallel.Communication.Mpi
             CompleteSends(wait: false);
             using var noGrad = torch.no_grad();
             var work = into.is_contiguous() ? into : into.contiguous();
+            int expected = checked((int)work.bytes.Length), received = 0, code;
+            int* status = stackalloc int[MpiLibrary.StatusInts];
             fixed (byte* data = work.bytes)
-            {
-                MPI.Unsafe.MPI_Status status;
-                MpiLibrary.Check(MPI_Recv((IntPtr)data, checked((int)work.bytes.Length), MPI_BYTE, source, tag, handle, out status), $"MPI_Recv from rank {source} on the {Name}");
-            }
+                code = MpiLibrary.Recv((IntPtr)data, expected, MPI_BYTE, source, tag, handle, status);
+            MpiLibrary.GetCount(status, MPI_BYTE, &received);
+            // A longer message is MPI's truncation error, a shorter one no error at all: both would leave garbage.
+            if (code != MPI_SUCCESS || received != expected)
+                throw new CollectiveMismatchException(
+                    $"Rank {Rank} of the {Name} receives {Shape(into)} ({expected} bytes) from rank {source} (tag {tag}), but {(code != MPI_SUCCESS ? $"the message is longer (MPI error code {code})" : $"the message has {received} bytes")}: sender and receiver disagree on the shape or dtype.");
             if (!ReferenceEquals(work, into)) into.copy_(work);
         }
 

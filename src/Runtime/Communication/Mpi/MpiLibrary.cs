@@ -54,12 +54,34 @@ namespace ModelParallel.Communication.Mpi
         /// <summary>MPI_Test(request*, flag*, status*).</summary>
         public static unsafe delegate* unmanaged<int*, int*, IntPtr, int> Test { get; private set; }
 
+        /// <summary>MPI_Iallgather(sendbuf, sendcount, sendtype, recvbuf, recvcount, recvtype, comm, request*), for signatures.</summary>
+        public static unsafe delegate* unmanaged<IntPtr, int, int, IntPtr, int, int, int, int*, int> Iallgather { get; private set; }
+
+        /// <summary>MPI_Recv(buf, count, datatype, source, tag, comm, status*), with a status to read the received size from.</summary>
+        public static unsafe delegate* unmanaged<IntPtr, int, int, int, int, int, int*, int> Recv { get; private set; }
+
+        /// <summary>MPI_Get_count(status*, datatype, count*).</summary>
+        public static unsafe delegate* unmanaged<int*, int, int*, int> GetCount { get; private set; }
+
+        /// <summary>MPI_Comm_set_errhandler(comm, errhandler).</summary>
+        public static unsafe delegate* unmanaged<int, int, int> CommSetErrhandler { get; private set; }
+
+        /// <summary>MPICH's MPI_Status: five ints (count_lo, count_hi_and_cancelled, MPI_SOURCE, MPI_TAG, MPI_ERROR).</summary>
+        public const int StatusInts = 5;
+
+        /// <summary>MPICH's MPI_ERRORS_RETURN: errors come back as codes (and become exceptions naming the call) instead of aborting in MPICH.</summary>
+        public const int ErrorsReturn = 0x54000001;
+
         private static unsafe void ResolveExports()
         {
             Iallreduce = (delegate* unmanaged<IntPtr, IntPtr, int, int, int, int, int*, int>)NativeLibrary.GetExport(handle, "MPI_Iallreduce");
             Wait = (delegate* unmanaged<int*, IntPtr, int>)NativeLibrary.GetExport(handle, "MPI_Wait");
             Isend = (delegate* unmanaged<IntPtr, int, int, int, int, int, int*, int>)NativeLibrary.GetExport(handle, "MPI_Isend");
             Test = (delegate* unmanaged<int*, int*, IntPtr, int>)NativeLibrary.GetExport(handle, "MPI_Test");
+            Iallgather = (delegate* unmanaged<IntPtr, int, int, IntPtr, int, int, int, int*, int>)NativeLibrary.GetExport(handle, "MPI_Iallgather");
+            Recv = (delegate* unmanaged<IntPtr, int, int, int, int, int, int*, int>)NativeLibrary.GetExport(handle, "MPI_Recv");
+            GetCount = (delegate* unmanaged<int*, int, int*, int>)NativeLibrary.GetExport(handle, "MPI_Get_count");
+            CommSetErrhandler = (delegate* unmanaged<int, int, int>)NativeLibrary.GetExport(handle, "MPI_Comm_set_errhandler");
         }
 
         private static IntPtr Resolve(string name, Assembly assembly, DllImportSearchPath? path) =>
