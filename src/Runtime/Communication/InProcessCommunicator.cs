@@ -14,6 +14,7 @@ namespace ModelParallel.Communication
     public sealed class InProcessCommunicator : ICommunicator
     {
         private readonly InProcessGroup group;
+        private readonly torch.Tensor?[] posted = new torch.Tensor?[2]; // this rank's input and output handles in the group's slots
         private long sequence;
 
         internal InProcessCommunicator(InProcessGroup group, int rank)
@@ -40,7 +41,7 @@ namespace ModelParallel.Communication
             // Each rank reduces one chunk of the flattened tensor over all ranks, then copies every chunk back.
             var (start, length) = Chunk(flat.numel(), Size, Rank);
             var reduced = Reduce(k => ((torch.Tensor)group.Inputs[k]!).narrow(0, start, length), op);
-            group.Outputs[Rank] = reduced;
+            group.Outputs[Rank] = posted[1] = Share(reduced);
             group.Arrive(Rank, "AllReduce");
             for (int k = 0; k < Size; k++)
             {
@@ -48,6 +49,7 @@ namespace ModelParallel.Communication
                 if (l > 0) flat.narrow(0, s, l).copy_((torch.Tensor)group.Outputs[k]!);
             }
             group.Arrive(Rank, "AllReduce");
+            Release();
             reduced.Dispose();
             if (!ReferenceEquals(work, tensor)) tensor.copy_(work);
         }
@@ -76,6 +78,7 @@ namespace ModelParallel.Communication
             Meet(Describe("AllGather", tensor, $"dim {axis}"), tensor);
             for (int k = 0; k < Size; k++) output.narrow(axis, k * part, part).copy_((torch.Tensor)group.Inputs[k]!);
             group.Arrive(Rank, "AllGather");
+            Release();
         }
 
         /// <inheritdoc/>
@@ -99,6 +102,7 @@ namespace ModelParallel.Communication
             }
             if (op == ReduceOp.Average) output.div_(Size);
             group.Arrive(Rank, "ReduceScatter");
+            Release();
         }
 
         /// <inheritdoc/>
@@ -109,6 +113,7 @@ namespace ModelParallel.Communication
             Meet(Describe("Broadcast", tensor, $"root {root}"), tensor);
             if (Rank != root) tensor.copy_((torch.Tensor)group.Inputs[root]!);
             group.Arrive(Rank, "Broadcast");
+            Release();
         }
 
         /// <inheritdoc/>
@@ -154,9 +159,9 @@ namespace ModelParallel.Communication
         /// Posts this rank's input, waits for all, and compares signatures. Every collective passes at least
         /// one more barrier before the next Meet, so no rank overwrites a slot another still reads.
         /// </summary>
-        private void Meet(string signature, object? input)
+        private void Meet(string signature, torch.Tensor? input)
         {
-            group.Inputs[Rank] = input;
+            group.Inputs[Rank] = posted[0] = input is null ? null : Share(input);
             group.Signatures[Rank] = signature;
             group.Arrive(Rank, signature);
             for (int k = 0; k < Size; k++)
@@ -168,6 +173,23 @@ namespace ModelParallel.Communication
         }
 
         /// <summary>"AllReduce #4 of float32[2, 8] (Sum) at 'Sample.Block.down #1'": what every rank must agree on.</summary>
+        /// <summary>
+        /// What this rank posts for the others to read: its own handle on the tensor's storage, outside any dispose scope.
+        /// If the run is aborted while a peer still reads it, this rank unwinds and its dispose scope frees the caller's
+        /// tensors, but the storage lives on through this handle until the GC finalizes it; the peer never reads freed memory.
+        /// </summary>
+        private static torch.Tensor Share(torch.Tensor tensor) => tensor.alias().DetachFromDisposeScope();
+
+        /// <summary>Every peer has passed the collective's last barrier: nobody reads this rank's posted handles any more.</summary>
+        private void Release()
+        {
+            for (int i = 0; i < posted.Length; i++)
+            {
+                posted[i]?.Dispose();
+                posted[i] = null;
+            }
+        }
+
         private string Describe(string operation, torch.Tensor tensor, string detail) =>
             $"{operation} #{sequence++} of {Shape(tensor)} ({detail}){At()}";
 
