@@ -11,6 +11,12 @@ namespace ModelParallel.Tests
     /// <summary>Scenarios checked inside an mpiexec job; a failed check throws, which aborts the job non-zero.</summary>
     internal static class MpiScenarios
     {
+        [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill")]
+        private static extern int Kill(int pid, int signal);
+
+        /// <summary>SIGSTOP to this process: it stops responding without exiting, as a hung or suspended rank does.</summary>
+        public static void StopThisProcess() => Kill(Environment.ProcessId, 19);
+
         /// <summary>One rank does something the others do not; every kind must end the job naming it.</summary>
         public static void Fault(RankContext context, string kind)
         {

@@ -26,6 +26,15 @@ switch (args.FirstOrDefault())
         // fault KIND: a mistake only one rank makes; the job must fail naming it, never hang or finish.
         Ranks.Run(new MeshShape(tp: world), context => MpiScenarios.Fault(context, args[1]));
         break;
+    case "stall":
+        // One process stops (SIGSTOP) before its second collective; the others' watchdog must end the job.
+        Ranks.Run(new MeshShape(tp: world), context =>
+        {
+            context.TensorParallel.AllReduce(torch.ones(4));
+            if (context.Rank == 1) MpiScenarios.StopThisProcess();
+            context.TensorParallel.AllReduce(torch.ones(4));
+        }, new RunOptions { CollectiveTimeout = TimeSpan.FromSeconds(3) });
+        break;
     case "mismatch":
         Ranks.Run(new MeshShape(tp: world + 1), _ => { });
         break;
@@ -38,7 +47,7 @@ switch (args.FirstOrDefault())
         MpiScenarios.PipelineEquivalence(new MeshShape(dp: int.Parse(args[1]), pp: int.Parse(args[2]), tp: int.Parse(args[3])), args[4], int.Parse(args[5]));
         break;
     default:
-        Console.Error.WriteLine("usage: ModelParallel.Mpi.Host collectives | fail | indivisible | fault KIND | mismatch | equivalence DP TP | pipeline DP PP TP SCHEDULE M  (under mpiexec)");
+        Console.Error.WriteLine("usage: ModelParallel.Mpi.Host collectives | fail | indivisible | fault KIND | stall | mismatch | equivalence DP TP | pipeline DP PP TP SCHEDULE M  (under mpiexec)");
         return 2;
 }
 return 0;

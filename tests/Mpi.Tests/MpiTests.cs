@@ -1,4 +1,5 @@
 using System;
+using System.Linq;
 using Xunit;
 
 namespace ModelParallel.Tests
@@ -79,6 +80,22 @@ namespace ModelParallel.Tests
             Assert.True(job.Elapsed < TimeSpan.FromSeconds(20), $"took {job.Elapsed}");
             Assert.Contains("ModelParallel: rank ", job.Output);
             Assert.Contains(expected, job.Output);
+        }
+
+        [Fact]
+        public void AStoppedProcessIsCaughtByTheWatchdogAndTheJobEnds()
+        {
+            var job = MpiJob.Run(2, "stall");
+            Assert.True(job.ExitCode != 0, job.Output);
+            Assert.True(job.Elapsed < TimeSpan.FromSeconds(30), $"took {job.Elapsed}");
+            Assert.Contains("Rank 0 waited", job.Output);
+            Assert.Contains("in AllReduce #1 on the tp communicator (timeout 3 s, RunOptions.CollectiveTimeout)", job.Output);
+            Assert.Contains("Where rank 0 was: rank 0, last 2 of 2 operations:", job.Output);
+            // The stopped process is gone too: MPI_Abort's kill reaches a stopped process.
+            var survivors = System.IO.Directory.GetDirectories("/proc").Select(d => System.IO.Path.Combine(d, "cmdline"))
+                .Where(f => { try { return System.IO.File.ReadAllText(f).Contains("ModelParallel.Mpi.Host.dll\0stall"); } catch (System.IO.IOException) { return false; } catch (UnauthorizedAccessException) { return false; } })
+                .ToList();
+            Assert.True(survivors.Count == 0, $"processes left: {string.Join(", ", survivors)}");
         }
 
         [Fact]

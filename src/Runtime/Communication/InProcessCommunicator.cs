@@ -15,12 +15,14 @@ namespace ModelParallel.Communication
     {
         private readonly InProcessGroup group;
         private readonly torch.Tensor?[] posted = new torch.Tensor?[2]; // this rank's input and output handles in the group's slots
-        private long sequence;
+        private readonly FlightRecorder recorder;
+        private long sequence, recording;
 
         internal InProcessCommunicator(InProcessGroup group, int rank)
         {
             this.group = group;
             Rank = rank;
+            recorder = group.Recorder(rank);
         }
 
         /// <inheritdoc/>
@@ -36,7 +38,7 @@ namespace ModelParallel.Communication
             using var noGrad = torch.no_grad();
             var work = tensor.is_contiguous() ? tensor : tensor.contiguous();
             var flat = work.view(-1);
-            Meet(Describe("AllReduce", tensor, op.ToString()), flat);
+            Meet(CollectiveKind.AllReduce, Describe("AllReduce", tensor, op.ToString()), flat);
 
             // Each rank reduces one chunk of the flattened tensor over all ranks, then copies every chunk back.
             var (start, length) = Chunk(flat.numel(), Size, Rank);
@@ -75,7 +77,7 @@ namespace ModelParallel.Communication
             var axis = Axis(facts, dim);
             long part = facts.Size(axis);
             CheckOutput(facts, new TensorFacts(output), axis, part * Size, "AllGather");
-            Meet(Describe("AllGather", tensor, $"dim {axis}"), tensor);
+            Meet(CollectiveKind.AllGather, Describe("AllGather", tensor, $"dim {axis}"), tensor);
             for (int k = 0; k < Size; k++) output.narrow(axis, k * part, part).copy_((torch.Tensor)group.Inputs[k]!);
             group.Arrive(Rank, "AllGather");
             Release();
@@ -91,7 +93,7 @@ namespace ModelParallel.Communication
             CheckDivisible(facts, axis, Size);
             long part = facts.Size(axis) / Size;
             CheckOutput(facts, new TensorFacts(output), axis, part, "ReduceScatter");
-            Meet(Describe("ReduceScatter", tensor, $"dim {axis}, {op}"), tensor);
+            Meet(CollectiveKind.ReduceScatter, Describe("ReduceScatter", tensor, $"dim {axis}, {op}"), tensor);
             // Rank order, as in AllReduce, so the sum is the same on every rank.
             torch.Tensor Slice(int k) => ((torch.Tensor)group.Inputs[k]!).narrow(axis, Rank * part, part);
             output.copy_(Slice(0));
@@ -110,7 +112,7 @@ namespace ModelParallel.Communication
         {
             if (root < 0 || root >= Size) throw new ArgumentOutOfRangeException(nameof(root), $"Broadcast root {root} is outside the {group.Name} of size {Size}.");
             using var noGrad = torch.no_grad();
-            Meet(Describe("Broadcast", tensor, $"root {root}"), tensor);
+            Meet(CollectiveKind.Broadcast, Describe("Broadcast", tensor, $"root {root}"), tensor);
             if (Rank != root) tensor.copy_((torch.Tensor)group.Inputs[root]!);
             group.Arrive(Rank, "Broadcast");
             Release();
@@ -120,8 +122,9 @@ namespace ModelParallel.Communication
         public void Barrier()
         {
             var signature = $"Barrier #{sequence++}{At()}";
-            Meet(signature, null);
+            Meet(CollectiveKind.Barrier, signature, null);
             group.Arrive(Rank, signature);
+            Release();
         }
 
         /// <inheritdoc/>
@@ -140,7 +143,10 @@ namespace ModelParallel.Communication
         internal torch.Tensor ReceiveTensor(int source, int tag)
         {
             CheckPeer(source, "Receive from");
-            return group.Collect(source, Rank, tag);
+            long number = recorder.Begin(group.Name, CollectiveKind.Receive, tag, $"Receive (tag {tag}) from rank {group.WorldRanks[source]}");
+            var message = group.Collect(source, Rank, tag);
+            recorder.End(number);
+            return message;
         }
 
         /// <inheritdoc/>
@@ -148,7 +154,9 @@ namespace ModelParallel.Communication
         {
             CheckPeer(source, "Receive from");
             using var noGrad = torch.no_grad();
+            long number = recorder.Begin(group.Name, CollectiveKind.Receive, tag, $"Receive (tag {tag}) of {Shape(into)} from rank {group.WorldRanks[source]}");
             using var message = group.Collect(source, Rank, tag);
+            recorder.End(number);
             if (!message.shape.SequenceEqual(into.shape) || message.dtype != into.dtype)
                 throw new CollectiveMismatchException(
                     $"Rank {group.WorldRanks[Rank]} receives into {Shape(into)} but rank {group.WorldRanks[source]} sent {Shape(message)} (tag {tag}, {group.Name}).");
@@ -159,8 +167,9 @@ namespace ModelParallel.Communication
         /// Posts this rank's input, waits for all, and compares signatures. Every collective passes at least
         /// one more barrier before the next Meet, so no rank overwrites a slot another still reads.
         /// </summary>
-        private void Meet(string signature, torch.Tensor? input)
+        private void Meet(CollectiveKind kind, string signature, torch.Tensor? input)
         {
+            recording = recorder.Begin(group.Name, kind, sequence - 1, signature);
             group.Inputs[Rank] = posted[0] = input is null ? null : Share(input);
             group.Signatures[Rank] = signature;
             group.Arrive(Rank, signature);
@@ -183,6 +192,7 @@ namespace ModelParallel.Communication
         /// <summary>Every peer has passed the collective's last barrier: nobody reads this rank's posted handles any more.</summary>
         private void Release()
         {
+            recorder.End(recording);
             for (int i = 0; i < posted.Length; i++)
             {
                 posted[i]?.Dispose();

@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.Linq;
 using System.Threading;
 
 namespace ModelParallel.Communication
@@ -7,8 +8,9 @@ namespace ModelParallel.Communication
     /// <summary>
     /// The meeting point of the threads of one in-process group: a generation barrier that can be
     /// aborted, slots where ranks post what the others read, and mailboxes for send/receive.
-    /// A barrier never waits forever: it fails when the run is aborted, or when a member of the group
-    /// has already finished its body (it will never arrive).
+    /// A barrier never waits forever: it fails when the run is aborted, when a member of the group
+    /// has already finished its body (it will never arrive), or after the run's collective timeout, with a report of
+    /// where every member of the group was (their flight recorders).
     /// </summary>
     internal sealed class InProcessGroup
     {
@@ -17,15 +19,21 @@ namespace ModelParallel.Communication
         private readonly bool[] departed;
         private readonly Dictionary<(int Source, int Destination, int Tag), Queue<TorchSharp.torch.Tensor>> mailboxes = new();
         private readonly CancellationToken abort;
+        private readonly FlightRecorder[] recorders; // by world rank
+        private readonly TimeSpan timeout;
+        private readonly bool[] present;
         private int arrived;
         private long generation;
 
-        public InProcessGroup(string name, int[] worldRanks, CancellationToken abort)
+        public InProcessGroup(string name, int[] worldRanks, CancellationToken abort, FlightRecorder[] recorders, TimeSpan timeout)
         {
             Name = name;
             WorldRanks = worldRanks;
             this.abort = abort;
+            this.recorders = recorders;
+            this.timeout = timeout;
             departed = new bool[worldRanks.Length];
+            present = new bool[worldRanks.Length];
             Inputs = new object?[worldRanks.Length];
             Outputs = new object?[worldRanks.Length];
             Signatures = new string?[worldRanks.Length];
@@ -54,17 +62,21 @@ namespace ModelParallel.Communication
             lock (gate)
             {
                 long mine = generation;
+                present[rank] = true;
                 if (++arrived == Size)
                 {
                     arrived = 0;
                     generation++;
+                    Array.Clear(present);
                     Monitor.PulseAll(gate);
                     return;
                 }
+                long started = System.Diagnostics.Stopwatch.GetTimestamp();
                 while (generation == mine)
                 {
                     abort.ThrowIfCancellationRequested();
                     ThrowIfAnyDeparted(rank, what);
+                    ThrowIfTimedOut(rank, what, started, Enumerable.Range(0, Size).Where(r => !present[r]));
                     Monitor.Wait(gate, Poll);
                 }
             }
@@ -95,6 +107,7 @@ namespace ModelParallel.Communication
         {
             lock (gate)
             {
+                long started = System.Diagnostics.Stopwatch.GetTimestamp();
                 while (true)
                 {
                     if (mailboxes.TryGetValue((source, destination, tag), out var queue) && queue.Count > 0) return queue.Dequeue();
@@ -102,10 +115,25 @@ namespace ModelParallel.Communication
                     if (departed[source])
                         throw new CollectiveMismatchException(
                             $"Rank {WorldRanks[destination]} waits to receive (tag {tag}) from rank {WorldRanks[source]} in the {Name}, but rank {WorldRanks[source]} has finished without sending it.");
+                    ThrowIfTimedOut(destination, $"a receive (tag {tag}) from rank {WorldRanks[source]}", started, new[] { source });
                     Monitor.Wait(gate, Poll);
                 }
             }
         }
+
+        /// <summary>The watchdog: past the timeout, a report of where each rank the wait is for was, from its flight recorder.</summary>
+        private void ThrowIfTimedOut(int rank, string what, long started, IEnumerable<int> awaited)
+        {
+            var waited = System.Diagnostics.Stopwatch.GetElapsedTime(started);
+            if (waited < timeout) return;
+            var others = string.Join("; ", awaited.Select(r => $"rank {WorldRanks[r]}: {recorders[WorldRanks[r]].Last()}"));
+            throw new CollectiveTimeoutException(
+                $"Rank {WorldRanks[rank]} waited {waited.TotalSeconds:F1} s in {what} on the {Name} (timeout {timeout.TotalSeconds:F0} s, RunOptions.CollectiveTimeout). "
+                + $"Not there: {others}. Where rank {WorldRanks[rank]} was: {recorders[WorldRanks[rank]].Report()}");
+        }
+
+        /// <summary>The flight recorder of a group rank.</summary>
+        public FlightRecorder Recorder(int rank) => recorders[WorldRanks[rank]];
 
         private void ThrowIfAnyDeparted(int rank, string what)
         {

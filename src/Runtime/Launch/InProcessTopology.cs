@@ -12,10 +12,11 @@ namespace ModelParallel
         private readonly InProcessGroup world;
         private readonly Dictionary<(MeshAxis Axis, MeshCoordinates Line), InProcessGroup> lines = new();
 
-        public InProcessTopology(MeshShape mesh, CancellationToken abort)
+        public InProcessTopology(MeshShape mesh, CancellationToken abort, System.TimeSpan timeout)
         {
             this.mesh = mesh;
-            world = new InProcessGroup("world group", Enumerable.Range(0, mesh.World).ToArray(), abort);
+            Recorders = Enumerable.Range(0, mesh.World).Select(rank => new FlightRecorder(rank)).ToArray();
+            world = new InProcessGroup("world group", Enumerable.Range(0, mesh.World).ToArray(), abort, Recorders, timeout);
             foreach (var axis in new[] { MeshAxis.Data, MeshAxis.Pipeline, MeshAxis.Tensor })
             {
                 for (int rank = 0; rank < mesh.World; rank++)
@@ -23,10 +24,13 @@ namespace ModelParallel
                     var line = mesh.CoordinatesOf(rank).With(axis, 0);
                     if (lines.ContainsKey((axis, line))) continue;
                     var members = Enumerable.Range(0, mesh.Size(axis)).Select(i => mesh.RankOf(line.With(axis, i))).ToArray();
-                    lines[(axis, line)] = new InProcessGroup($"{AxisName(axis)} group of ranks {string.Join(",", members)}", members, abort);
+                    lines[(axis, line)] = new InProcessGroup($"{AxisName(axis)} group of ranks {string.Join(",", members)}", members, abort, Recorders, timeout);
                 }
             }
         }
+
+        /// <summary>Each world rank's flight recorder, shared by its communicators.</summary>
+        public FlightRecorder[] Recorders { get; }
 
         public ICommunicator World(int rank) => new InProcessCommunicator(world, rank);
 

@@ -81,13 +81,14 @@ namespace ModelParallel
         {
             var wrap = options.WrapCommunicator ?? ((_, communicator) => communicator);
             var coordinates = mesh.CoordinatesOf(worldRank);
-            var world = new MpiCommunicator(MPI_COMM_WORLD, "world communicator", worldRank, options.CheckCollectives);
+            var recorder = new FlightRecorder(worldRank);
+            var world = new MpiCommunicator(MPI_COMM_WORLD, "world communicator", worldRank, options.CheckCollectives, recorder, options.CollectiveTimeout);
             var axes = new[] { MeshAxis.Tensor, MeshAxis.Pipeline, MeshAxis.Data }.ToDictionary(axis => axis, axis =>
             {
                 // Ranks on the same line of `axis` share a color (the line's first rank); the key orders them by coordinate.
                 int color = mesh.RankOf(coordinates.With(axis, 0)), line;
                 MpiLibrary.Check(MPI_Comm_split(MPI_COMM_WORLD, color, coordinates.On(axis), out line), "MPI_Comm_split");
-                return new MpiCommunicator(line, $"{InProcessTopology.AxisName(axis)} communicator", worldRank, options.CheckCollectives);
+                return new MpiCommunicator(line, $"{InProcessTopology.AxisName(axis)} communicator", worldRank, options.CheckCollectives, recorder, options.CollectiveTimeout);
             });
             var device = torch.cuda.is_available() ? new torch.Device(DeviceType.CUDA, LocalRank() % torch.cuda.device_count()) : torch.CPU;
             var context = new RankContext(mesh, worldRank, world,

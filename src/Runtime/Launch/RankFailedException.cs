@@ -5,9 +5,9 @@ namespace ModelParallel
     /// <summary>A rank's body threw; the whole run was ended. The inner exception is the rank's own.</summary>
     public sealed class RankFailedException : Exception
     {
-        /// <summary>Creates the exception for a failed rank.</summary>
-        public RankFailedException(int rank, MeshShape mesh, Exception inner)
-            : base($"Rank {rank} of {mesh.World} ({mesh}, coordinates {mesh.CoordinatesOf(rank)}) failed: {inner.GetType().Name}: {inner.Message}", inner)
+        /// <summary>Creates the exception for a failed rank; <paramref name="note"/> adds what else the run saw (ranks left behind).</summary>
+        public RankFailedException(int rank, MeshShape mesh, Exception inner, string? note = null)
+            : base($"Rank {rank} of {mesh.World} ({mesh}, coordinates {mesh.CoordinatesOf(rank)}) failed: {inner.GetType().Name}: {inner.Message}{(note is null ? "" : $" ({note})")}", inner)
         {
             Rank = rank;
         }

@@ -9,6 +9,9 @@ namespace ModelParallel
     /// <summary>Runs a body on every rank of a mesh: the entry point of a parallel run.</summary>
     public static class Ranks
     {
+        /// <summary>How long an aborted run waits for each rank thread to stop before reporting without it.</summary>
+        private static readonly TimeSpan AbortGrace = TimeSpan.FromSeconds(5);
+
         /// <summary>
         /// Runs <paramref name="body"/> on every rank of <paramref name="mesh"/> and returns when all have
         /// finished. Started by <c>mpiexec</c>, this process is one rank of the job and the body runs once
@@ -69,9 +72,10 @@ namespace ModelParallel
             if (MpiLaunch.IsUnderMpi) return MpiLaunch.Run(mesh, body, options);
             var results = new T[mesh.World];
             using var abort = new CancellationTokenSource();
-            var topology = new InProcessTopology(mesh, abort.Token);
+            var topology = new InProcessTopology(mesh, abort.Token, options.CollectiveTimeout);
             var failure = (Rank: -1, Error: (Exception?)null);
             var failureGate = new object();
+            var stuck = new System.Collections.Generic.List<int>();
 
             int previousThreads = torch.get_num_threads();
             if (mesh.World > 1 && options.ThreadsPerRank > 0) torch.set_num_threads(options.ThreadsPerRank);
@@ -106,13 +110,25 @@ namespace ModelParallel
                     { Name = $"ModelParallel rank {rank}", IsBackground = true };
                 }
                 foreach (var thread in threads) thread.Start();
-                foreach (var thread in threads) thread.Join();
+                for (int r = 0; r < threads.Length; r++)
+                {
+                    // Once the run is aborted, a rank stuck outside our collectives (sleeping, spinning) cannot be stopped:
+                    // after a grace period it is left behind as a background thread, and the failure is reported anyway.
+                    while (!threads[r].Join(TimeSpan.FromMilliseconds(200)))
+                    {
+                        if (!abort.IsCancellationRequested) continue;
+                        if (!threads[r].Join(AbortGrace)) stuck.Add(r);
+                        break;
+                    }
+                }
             }
             finally
             {
                 if (mesh.World > 1 && options.ThreadsPerRank > 0) torch.set_num_threads(previousThreads);
             }
-            if (failure.Error is not null) throw new RankFailedException(failure.Rank, mesh, failure.Error);
+            if (failure.Error is not null)
+                throw new RankFailedException(failure.Rank, mesh, failure.Error,
+                    stuck.Count == 0 ? null : $"rank(s) {string.Join(", ", stuck)} did not stop within {AbortGrace.TotalSeconds:F0} s of the abort and were left running");
             return results;
         }
 
@@ -129,7 +145,7 @@ namespace ModelParallel
             options ??= new RunOptions();
             PartitionCheck.ThrowIfUnpartitioned(build.Method.Module.Assembly, mesh);
             using var abort = new CancellationTokenSource();
-            var topology = new InProcessTopology(mesh, abort.Token);
+            var topology = new InProcessTopology(mesh, abort.Token, options.CollectiveTimeout);
             // One rank per pipeline stage and tensor-parallel coordinate: dp replicas build the same shards.
             for (int rank = 0; rank < mesh.World; rank++)
             {

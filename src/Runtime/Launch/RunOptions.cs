@@ -26,6 +26,13 @@ namespace ModelParallel
         /// </summary>
         public bool CheckCollectives { get; init; } = true;
 
+        /// <summary>
+        /// The watchdog: a collective or receive that waits longer than this fails the run with a report of where the
+        /// ranks were (their last operations), instead of hanging. Generous by default (10 minutes): a slow rank is not
+        /// a failure; a stopped one is.
+        /// </summary>
+        public TimeSpan CollectiveTimeout { get; init; } = TimeSpan.FromMinutes(10);
+
         /// <summary>Wraps each rank's per-axis communicators, for example in a <see cref="CountingCommunicator"/>.</summary>
         public Func<MeshAxis, ICommunicator, ICommunicator>? WrapCommunicator { get; init; }
     }

@@ -19,16 +19,20 @@ namespace ModelParallel.Communication.Mpi
         private const long Departure = 100;
         private readonly int handle, worldRank, size;
         private readonly string name;
+        private readonly FlightRecorder recorder;
+        private readonly TimeSpan timeout;
         private readonly long[] mine = new long[Length];
         private readonly long[] all;
         private long sequence;
 
-        public MpiAgreement(int handle, string name, int worldRank, int size)
+        public MpiAgreement(int handle, string name, int worldRank, int size, FlightRecorder recorder, TimeSpan timeout)
         {
             this.handle = handle;
             this.name = name;
             this.worldRank = worldRank;
             this.size = size;
+            this.recorder = recorder;
+            this.timeout = timeout;
             all = new long[Length * size];
         }
 
@@ -36,13 +40,15 @@ namespace ModelParallel.Communication.Mpi
         public void Agree(CollectiveKind kind, TensorFacts? tensor, long detail)
         {
             Fill(kind, tensor, detail);
+            long recording = recorder.Begin(name, kind, mine[13]);
             fixed (long* send = mine)
             fixed (long* receive = all)
             {
                 int* request = stackalloc int[1];
                 Post(send, receive, request);
-                MpiLibrary.Check(MpiLibrary.Wait(request, MpiLibrary.StatusIgnore), "MPI_Wait (signature)", name);
+                MpiLibrary.Check(WaitOrTimeOut(request, name, recorder, timeout, $"{kind} #{mine[13]}"), "MPI_Iallgather (signature)", name);
             }
+            recorder.End(recording);
             Compare();
         }
 
@@ -81,7 +87,7 @@ namespace ModelParallel.Communication.Mpi
                 try
                 {
                     fixed (int* request = Request)
-                        MpiLibrary.Check(MpiLibrary.Wait(request, MpiLibrary.StatusIgnore), "MPI_Wait (departure)", owner.name);
+                        MpiLibrary.Check(WaitOrTimeOut(request, owner.name, owner.recorder, owner.timeout, "its departure (the end of its body)"), "MPI_Iallgather (departure)", owner.name);
                 }
                 finally
                 {
@@ -92,6 +98,30 @@ namespace ModelParallel.Communication.Mpi
 
             private static System.Runtime.InteropServices.GCHandle Pin(object array) =>
                 System.Runtime.InteropServices.GCHandle.Alloc(array, System.Runtime.InteropServices.GCHandleType.Pinned);
+        }
+
+        /// <summary>
+        /// The watchdog under MPI: polls <paramref name="request"/> until it completes, or fails after the timeout with this
+        /// rank's flight recorder (each process reports its own; the others' reports are in their output). Returns the
+        /// request's MPI code: an error of the operation itself (a truncated message) is the caller's to describe.
+        /// </summary>
+        public static int WaitOrTimeOut(int* request, string communicator, FlightRecorder recorder, TimeSpan timeout, string what, int* status = null)
+        {
+            long started = System.Diagnostics.Stopwatch.GetTimestamp();
+            int done = 0;
+            for (long polls = 0; ; polls++)
+            {
+                int code = MpiLibrary.Test(request, &done, status is null ? MpiLibrary.StatusIgnore : (IntPtr)status);
+                if (code != MPI.Unsafe.MPI_SUCCESS || done != 0) return code;
+                // The clock is read every 256 polls; a poll of a pending shared-memory request costs tens of nanoseconds.
+                if ((polls & 255) != 255) continue;
+                var waited = System.Diagnostics.Stopwatch.GetElapsedTime(started);
+                if (waited >= timeout)
+                    throw new CollectiveTimeoutException(
+                        $"Rank {recorder.WorldRank} waited {waited.TotalSeconds:F1} s in {what} on the {communicator} (timeout {timeout.TotalSeconds:F0} s, RunOptions.CollectiveTimeout): "
+                        + $"a rank of it did not get there (stopped, or in another collective or receive; each process of the job reports where it was). Where rank {recorder.WorldRank} was: {recorder.Report()}");
+                if (waited > TimeSpan.FromMilliseconds(10)) System.Threading.Thread.Yield(); // a long wait leaves the core to the others
+            }
         }
 
         private void Post(long* send, long* receive, int* request) =>

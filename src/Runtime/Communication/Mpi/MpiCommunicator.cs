@@ -23,8 +23,13 @@ namespace ModelParallel.Communication.Mpi
 
         private readonly MpiAgreement? agreement;
 
-        internal MpiCommunicator(int handle, string name, int worldRank, bool check)
+        private readonly FlightRecorder recorder;
+        private readonly TimeSpan timeout;
+
+        internal MpiCommunicator(int handle, string name, int worldRank, bool check, FlightRecorder recorder, TimeSpan timeout)
         {
+            this.recorder = recorder;
+            this.timeout = timeout;
             this.handle = handle;
             Name = name;
             int rank, size;
@@ -32,7 +37,7 @@ namespace ModelParallel.Communication.Mpi
             MpiLibrary.Check(MPI_Comm_size(handle, out size), "MPI_Comm_size");
             Rank = rank;
             Size = size;
-            agreement = check ? new MpiAgreement(handle, name, worldRank, size) : null;
+            agreement = check ? new MpiAgreement(handle, name, worldRank, size, recorder, timeout) : null;
         }
 
         /// <summary>Posts this rank's departure on the communicator (its body has ended); null when collectives are not checked.</summary>
@@ -250,8 +255,14 @@ namespace ModelParallel.Communication.Mpi
             var work = into.is_contiguous() ? into : into.contiguous();
             int expected = checked((int)work.bytes.Length), received = 0, code;
             int* status = stackalloc int[MpiLibrary.StatusInts];
+            int* request = stackalloc int[1];
+            long recording = recorder.Begin(Name, CollectiveKind.Receive, tag, $"Receive (tag {tag}) of {Shape(into)} from rank {source}");
             fixed (byte* data = work.bytes)
-                code = MpiLibrary.Recv((IntPtr)data, expected, MPI_BYTE, source, tag, handle, status);
+            {
+                MpiLibrary.Check(MpiLibrary.Irecv((IntPtr)data, expected, MPI_BYTE, source, tag, handle, request), $"MPI_Irecv from rank {source}", Name);
+                code = MpiAgreement.WaitOrTimeOut(request, Name, recorder, timeout, $"a receive (tag {tag}) from rank {source}", status);
+            }
+            recorder.End(recording);
             MpiLibrary.GetCount(status, MPI_BYTE, &received);
             // A longer message is MPI's truncation error, a shorter one no error at all: both would leave garbage.
             if (code != MPI_SUCCESS || received != expected)

@@ -57,8 +57,8 @@ namespace ModelParallel.Communication.Mpi
         /// <summary>MPI_Iallgather(sendbuf, sendcount, sendtype, recvbuf, recvcount, recvtype, comm, request*), for signatures.</summary>
         public static unsafe delegate* unmanaged<IntPtr, int, int, IntPtr, int, int, int, int*, int> Iallgather { get; private set; }
 
-        /// <summary>MPI_Recv(buf, count, datatype, source, tag, comm, status*), with a status to read the received size from.</summary>
-        public static unsafe delegate* unmanaged<IntPtr, int, int, int, int, int, int*, int> Recv { get; private set; }
+        /// <summary>MPI_Irecv(buf, count, datatype, source, tag, comm, request*): receives are polled, so the watchdog can end them.</summary>
+        public static unsafe delegate* unmanaged<IntPtr, int, int, int, int, int, int*, int> Irecv { get; private set; }
 
         /// <summary>MPI_Get_count(status*, datatype, count*).</summary>
         public static unsafe delegate* unmanaged<int*, int, int*, int> GetCount { get; private set; }
@@ -79,7 +79,7 @@ namespace ModelParallel.Communication.Mpi
             Isend = (delegate* unmanaged<IntPtr, int, int, int, int, int, int*, int>)NativeLibrary.GetExport(handle, "MPI_Isend");
             Test = (delegate* unmanaged<int*, int*, IntPtr, int>)NativeLibrary.GetExport(handle, "MPI_Test");
             Iallgather = (delegate* unmanaged<IntPtr, int, int, IntPtr, int, int, int, int*, int>)NativeLibrary.GetExport(handle, "MPI_Iallgather");
-            Recv = (delegate* unmanaged<IntPtr, int, int, int, int, int, int*, int>)NativeLibrary.GetExport(handle, "MPI_Recv");
+            Irecv = (delegate* unmanaged<IntPtr, int, int, int, int, int, int*, int>)NativeLibrary.GetExport(handle, "MPI_Irecv");
             GetCount = (delegate* unmanaged<int*, int, int*, int>)NativeLibrary.GetExport(handle, "MPI_Get_count");
             CommSetErrhandler = (delegate* unmanaged<int, int, int>)NativeLibrary.GetExport(handle, "MPI_Comm_set_errhandler");
         }
