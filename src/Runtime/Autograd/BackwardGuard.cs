@@ -7,8 +7,9 @@ namespace ModelParallel.Autograd
 {
     /// <summary>
     /// Runs the body of a custom backward so that no exception reaches TorchSharp's native autograd engine,
-    /// which cannot unwind managed exceptions and would end the process. A failure is deferred to the
-    /// rank (see <see cref="RankContext.DeferFailure"/>) and the gradient becomes zeros.
+    /// which cannot unwind managed exceptions and would end the process. A failure is recorded for the rank
+    /// (see <see cref="RankContext.DeferFailure"/>) and the gradient returned is empty, which libtorch rejects:
+    /// backward then fails in the caller's code instead of going on with zeros.
     /// </summary>
     internal static class BackwardGuard
     {
@@ -35,7 +36,8 @@ namespace ModelParallel.Autograd
             catch (Exception e) when (RankContext.Current is { } context)
             {
                 context.DeferFailure(e);
-                gradient = torch.zeros_like(gradOutput);
+                // Zeros would let the step go on as if nothing happened; a wrong shape makes libtorch stop backward.
+                gradient = torch.empty(0, gradOutput.dtype, gradOutput.device);
             }
             // One entry per argument of apply; only the first (the tensor) has a gradient.
             var gradients = new List<torch.Tensor>(arguments) { gradient };

@@ -32,15 +32,17 @@ namespace ModelParallel
                 MPI_Abort(MPI_COMM_WORLD, 1);
             }
             var results = new T[mesh.World];
+            RankContext? context = null;
             try
             {
-                var (context, communicators) = CreateContext(mesh, options);
+                (context, var communicators) = CreateContext(mesh, options);
                 using (RankContext.Enter(context)) results[worldRank] = body(context);
                 context.ThrowIfDeferredFailure();
                 Depart(communicators, context);
             }
-            catch (Exception e)
+            catch (Exception thrown)
             {
+                var e = context?.Reported(thrown) ?? thrown; // a failed backward's own error, not libtorch's rejection of it
                 Console.Out.Flush();
                 Console.Error.WriteLine($"ModelParallel: rank {worldRank} of {mesh.World} ({mesh}, coordinates {mesh.CoordinatesOf(worldRank)}) failed: {e.GetType().Name}: {e.Message}");
                 // A partition the mesh does not allow is the user's mistake, not ours: the line above says all of it.

@@ -87,9 +87,10 @@ namespace ModelParallel
                     int rank = r;
                     threads[r] = new Thread(() =>
                     {
+                        RankContext? context = null;
                         try
                         {
-                            var context = CreateContext(mesh, rank, topology, options);
+                            context = CreateContext(mesh, rank, topology, options);
                             using (RankContext.Enter(context)) results[rank] = body(context);
                             context.ThrowIfDeferredFailure();
                             topology.Depart(rank);
@@ -98,7 +99,7 @@ namespace ModelParallel
                         {
                             lock (failureGate)
                             {
-                                if (failure.Error is null) failure = (rank, e);
+                                if (failure.Error is null) failure = (rank, context?.Reported(e) ?? e);
                             }
                             abort.Cancel();
                         }

@@ -103,13 +103,17 @@ namespace ModelParallel
 
         /// <summary>
         /// Records an exception thrown inside a backward collective. Exceptions cannot cross TorchSharp's
-        /// native autograd engine (they would end the process), so backward returns zero gradients and the
-        /// rank throws this failure at its next partitioned call or when its body ends.
+        /// native autograd engine (they would end the process), so the failing function returns a gradient of the
+        /// wrong shape instead: libtorch rejects it, unwinds its engine, and <c>backward()</c> throws in the rank's own
+        /// code, so no optimizer step follows a failed backward. The run reports this original failure, not libtorch's.
         /// </summary>
         internal void DeferFailure(Exception failure) => deferredFailure ??= ExceptionDispatchInfo.Capture(failure);
 
         /// <summary>Throws the failure recorded by <see cref="DeferFailure"/>, if any.</summary>
         internal void ThrowIfDeferredFailure() => deferredFailure?.Throw();
+
+        /// <summary>What to report for <paramref name="thrown"/>: the backward failure that caused it, when there was one.</summary>
+        internal Exception Reported(Exception thrown) => deferredFailure?.SourceException ?? thrown;
 
         internal static IDisposable Enter(RankContext context)
         {

@@ -120,8 +120,16 @@ namespace ModelParallel.Pipelining
                         {
                             var y = stageOutputs[key];
                             var x = stageInputs[key];
-                            if (a.Stage == lastStage) y.backward();
-                            else torch.autograd.backward(new[] { y }, new[] { outputGradients[key] });
+                            try
+                            {
+                                if (a.Stage == lastStage) y.backward();
+                                else torch.autograd.backward(new[] { y }, new[] { outputGradients[key] });
+                            }
+                            catch (Exception)
+                            {
+                                context.ThrowIfDeferredFailure(); // a failed collective in backward: its own error, not libtorch's rejection
+                                throw;
+                            }
                             context.ThrowIfDeferredFailure();
                             if (a.Stage > 0) inputGradients[key] = x.grad ?? torch.zeros_like(x);
                             held -= Bytes(x) + Bytes(y);
