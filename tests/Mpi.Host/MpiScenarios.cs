@@ -275,3 +275,18 @@ namespace ModelParallel.Tests
         }
     }
 }
+
+namespace ModelParallel.Tests
+{
+    /// <summary>A user's custom autograd function whose backward throws.</summary>
+    internal sealed class ThrowingInBackward : TorchSharp.torch.autograd.SingleTensorFunction<ThrowingInBackward>
+    {
+        public override string Name => nameof(ThrowingInBackward);
+
+        public override TorchSharp.torch.Tensor forward(TorchSharp.torch.autograd.AutogradContext ctx, params object[] vars) =>
+            ((TorchSharp.torch.Tensor)vars[0]).alias();
+
+        public override System.Collections.Generic.List<TorchSharp.torch.Tensor> backward(TorchSharp.torch.autograd.AutogradContext ctx, TorchSharp.torch.Tensor gradOutput) =>
+            throw new System.InvalidOperationException("the user's backward failed on purpose");
+    }
+}

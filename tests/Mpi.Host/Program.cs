@@ -35,6 +35,15 @@ switch (args.FirstOrDefault())
             context.TensorParallel.AllReduce(torch.ones(4));
         }, new RunOptions { CollectiveTimeout = TimeSpan.FromSeconds(3) });
         break;
+    case "user-backward":
+        // A user's autograd function that throws in backward, on rank 1 only (threads, or processes under mpiexec).
+        Ranks.Run(new MeshShape(tp: world > 1 ? world : 2), context =>
+        {
+            var x = torch.ones(3, requires_grad: true);
+            var y = context.Rank == 1 ? ThrowingInBackward.apply(x) : x * 2;
+            y.sum().backward();
+        });
+        break;
     case "mismatch":
         Ranks.Run(new MeshShape(tp: world + 1), _ => { });
         break;

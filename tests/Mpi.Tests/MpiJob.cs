@@ -17,7 +17,16 @@ namespace ModelParallel.Tests
             var host = Path.Combine(AppContext.BaseDirectory, "ModelParallel.Mpi.Host.dll");
             // Hydra's -env passes a variable to every process: "-env NAME VALUE".
             var env = environment is null ? "" : $"-env {environment} ";
-            var start = new ProcessStartInfo("mpiexec", $"-n {processes} {env}dotnet \"{host}\" {scenario}")
+            return Start("mpiexec", $"-n {processes} {env}dotnet \"{host}\" {scenario}", $"mpiexec -n {processes} {scenario}");
+        }
+
+        /// <summary>The host as one process whose ranks are threads (no mpiexec).</summary>
+        public static Outcome RunThreads(string scenario) =>
+            Start("dotnet", $"\"{Path.Combine(AppContext.BaseDirectory, "ModelParallel.Mpi.Host.dll")}\" {scenario}", scenario);
+
+        private static Outcome Start(string program, string arguments, string what)
+        {
+            var start = new ProcessStartInfo(program, arguments)
             {
                 RedirectStandardOutput = true,
                 RedirectStandardError = true,
@@ -30,7 +39,7 @@ namespace ModelParallel.Tests
             if (!process.WaitForExit(Limit))
             {
                 process.Kill(entireProcessTree: true);
-                throw new TimeoutException($"mpiexec -n {processes} {scenario} did not finish within {Limit.TotalSeconds} s (a hang).");
+                throw new TimeoutException($"{what} did not finish within {Limit.TotalSeconds} s (a hang).");
             }
             Task.WaitAll(stdout, stderr);
             return new Outcome(process.ExitCode, stdout.Result + stderr.Result, clock.Elapsed);

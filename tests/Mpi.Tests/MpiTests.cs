@@ -99,6 +99,21 @@ namespace ModelParallel.Tests
         }
 
         [Fact]
+        public void AUserAutogradFunctionThatThrowsInBackwardIsReportedWithItsRankOnThreadsAndUnderMpi()
+        {
+            const string line = "ModelParallel: rank 1 of 2 (mesh dp=1 × pp=1 × tp=2, coordinates MeshCoordinates { Dp = 0, Pp = 0, Tp = 1 }) failed where the process cannot recover";
+            var threads = MpiJob.RunThreads("user-backward");
+            Assert.True(threads.ExitCode != 0, threads.Output);
+            Assert.Contains(line, threads.Output);
+            Assert.Contains("InvalidOperationException: the user's backward failed on purpose", threads.Output);
+
+            var mpi = MpiJob.Run(2, "user-backward");
+            Assert.True(mpi.ExitCode != 0, mpi.Output);
+            Assert.Contains(line, mpi.Output);
+            Assert.DoesNotContain("BAD TERMINATION", mpi.Output);
+        }
+
+        [Fact]
         public void AMissingMpiLibraryIsAOneLineErrorNamingThePackage()
         {
             var job = MpiJob.Run(2, "collectives", environment: "MODELPARALLEL_MPI_LIBRARY libmpich-not-here.so.12");

@@ -31,6 +31,7 @@ namespace ModelParallel
                 Console.Error.Flush();
                 MPI_Abort(MPI_COMM_WORLD, 1);
             }
+            UnrecoverableFailures.Install(() => MPI_Abort(MPI_COMM_WORLD, 1));
             var results = new T[mesh.World];
             RankContext? context = null;
             try

@@ -70,6 +70,7 @@ namespace ModelParallel
             // Before any rank starts: a [ParallelModule] type the generator never partitioned would train unsharded.
             PartitionCheck.ThrowIfUnpartitioned(caller.Module.Assembly, mesh);
             if (MpiLaunch.IsUnderMpi) return MpiLaunch.Run(mesh, body, options);
+            UnrecoverableFailures.Install();
             var results = new T[mesh.World];
             using var abort = new CancellationTokenSource();
             var topology = new InProcessTopology(mesh, abort.Token, options.CollectiveTimeout);
