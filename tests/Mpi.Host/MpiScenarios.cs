@@ -14,6 +14,8 @@ namespace ModelParallel.Tests
         [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill")]
         private static extern int Kill(int pid, int signal);
 
+        private static string NullText() => null!;
+
         /// <summary>SIGSTOP to this process: it stops responding without exiting, as a hung or suspended rank does.</summary>
         public static void StopThisProcess() => Kill(Environment.ProcessId, 19);
 
@@ -37,6 +39,11 @@ namespace ModelParallel.Tests
                     var h = torch.ones(3, 8);
                     if (!odd) h = first.forward(h);
                     second.forward(h);
+                    break;
+                case "null": // a NullReferenceException on one rank: .NET turns the SIGSEGV into an exception, unless UCX took the signal
+                    tp.AllReduce(torch.ones(4));
+                    if (odd) _ = NullText().Length;
+                    tp.AllReduce(torch.ones(4));
                     break;
                 case "early": // one rank ends its body while the others still issue a collective
                     if (!odd) tp.AllReduce(torch.ones(4));

@@ -67,6 +67,7 @@ namespace ModelParallel.Tests
         [InlineData(2, "operation", "rank 0: AllReduce #0 of float32[4] (Sum); rank 1: AllGather #0 of float32[4] (dim 0)")]
         [InlineData(2, "shape", "rank 0: AllReduce #0 of float32[4] (Sum); rank 1: AllReduce #0 of float32[5] (Sum)")]
         [InlineData(2, "skip", "rank 0: AllReduce #0 of float32[3, 8] (Sum) at 'ModelParallel.Tests.Models.TestBlock.down #1'; rank 1: AllReduce #0 of float32[3, 8] (Sum) at 'ModelParallel.Tests.Models.TestBlock.down #3'")]
+        [InlineData(2, "null", "rank 1 of 2 (mesh dp=1 × pp=1 × tp=2, coordinates MeshCoordinates { Dp = 0, Pp = 0, Tp = 1 }) failed: NullReferenceException: Object reference not set to an instance of an object.")]
         [InlineData(2, "early", "rank 0: AllReduce #0 of float32[4] (Sum); rank 1: finished its body")]
         [InlineData(2, "receive-longer", "receives float32[8] (32 bytes) from rank 0 (tag 0), but the message has 16 bytes")]
         [InlineData(2, "receive-shorter", "receives float32[4] (16 bytes) from rank 0 (tag 0), but the message is longer")]

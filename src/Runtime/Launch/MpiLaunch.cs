@@ -59,6 +59,8 @@ namespace ModelParallel
         private static void Initialize()
         {
             if (worldRank >= 0) return;
+            // Before the library loads: UCX reads its settings when it is loaded, not at MPI_Init.
+            TransportSettings.Apply();
             try
             {
                 MpiLibrary.Load();
