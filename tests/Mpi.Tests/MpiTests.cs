@@ -92,10 +92,10 @@ namespace ModelParallel.Tests
             Assert.Contains("Rank 0 waited", job.Output);
             Assert.Contains("in AllReduce #1 on the tp communicator (timeout 3 s, RunOptions.CollectiveTimeout)", job.Output);
             Assert.Contains("Where rank 0 was: rank 0, last 2 of 2 operations:", job.Output);
-            // The stopped process is gone too: MPI_Abort's kill reaches a stopped process.
-            var survivors = System.IO.Directory.GetDirectories("/proc").Select(d => System.IO.Path.Combine(d, "cmdline"))
-                .Where(f => { try { return System.IO.File.ReadAllText(f).Contains("ModelParallel.Mpi.Host.dll\0stall"); } catch (System.IO.IOException) { return false; } catch (UnauthorizedAccessException) { return false; } })
-                .ToList();
+            // The stopped process is gone too: MPI_Abort's kill reaches a stopped process (within moments of mpiexec's exit).
+            var survivors = Survivors("ModelParallel.Mpi.Host.dll\0stall");
+            for (var clock = System.Diagnostics.Stopwatch.StartNew(); survivors.Count > 0 && clock.Elapsed < TimeSpan.FromSeconds(5); survivors = Survivors("ModelParallel.Mpi.Host.dll\0stall"))
+                System.Threading.Thread.Sleep(100);
             Assert.True(survivors.Count == 0, $"processes left: {string.Join(", ", survivors)}");
         }
 
@@ -113,6 +113,22 @@ namespace ModelParallel.Tests
             Assert.Contains(line, mpi.Output);
             Assert.DoesNotContain("BAD TERMINATION", mpi.Output);
         }
+
+        /// <summary>The /proc entries of processes whose command line contains <paramref name="marker"/>.</summary>
+        private static System.Collections.Generic.List<string> Survivors(string marker) =>
+            System.IO.Directory.GetDirectories("/proc").Select(d => System.IO.Path.Combine(d, "cmdline"))
+                .Where(f =>
+                {
+                    try
+                    {
+                        return System.IO.File.ReadAllText(f).Contains(marker);
+                    }
+                    catch (Exception e) when (e is System.IO.IOException or UnauthorizedAccessException)
+                    {
+                        return false; // the process ended while we looked
+                    }
+                })
+                .ToList();
 
         [Fact]
         public void AMissingMpiLibraryIsAOneLineErrorNamingThePackage()
