@@ -22,6 +22,8 @@ namespace ModelParallel.Generators
         public const string UnsupportedShardedOperationId = "MP0014";
         public const string ColumnAfterColumnId = "MP0015";
         public const string ReshardInsertedId = "MP0016";
+        public const string RankDependentId = "MP0017";
+        public const string DirectParameterUseId = "MP0018";
         public const string InternalErrorId = "MP0099";
 
         private const string Category = "ModelParallel";
@@ -108,6 +110,16 @@ namespace ModelParallel.Generators
             "Where a layer needs a placement other than the one its input has, the generator inserts the cheapest legal resharding and reports it here.",
             DiagnosticSeverity.Info);
 
+        public static readonly DiagnosticDescriptor RankDependent = Create(RankDependentId,
+            "A partitioned model depends on the rank",
+            "'{0}' reads the rank context inside [ParallelModule] '{1}': ranks that build or run different layers pair their collectives wrongly; the generator partitions by attributes, so the model must be the same on every rank",
+            "A [ParallelModule] class is written at single-device semantics: every rank builds the same layers and runs the same forward, and the generated code alone decides what each rank holds. Code that reads RankContext inside it (a branch on the rank around a layer, a size that depends on it) makes ranks issue different collectives: silently wrong numbers when the collectives happen to match, a hang or a mismatch error when they do not. Read the rank outside the model, in the run's body.");
+
+        public static readonly DiagnosticDescriptor DirectParameterUse = Create(DirectParameterUseId,
+            "A partitioned layer's parameter used directly",
+            "'{0}.{1}' of {2} layer '{0}' is used directly: each rank holds only its shard of it, so the expression sees the local shard with no communication; call '{0}.forward', or make '{0}' [Replicated]",
+            "The generator inserts the communication a partitioned layer needs only around its forward. Its weight or bias read directly (a functional linear over it, a weight tied to another layer, a parameter added to a value) is the local shard: shapes differ from one device's, or worse, they match and the numbers are silently partial.");
+
         public static readonly DiagnosticDescriptor InternalError = Create(InternalErrorId,
             "ModelParallel generator failed",
             "The ModelParallel generator failed on '{0}': {1}. No partition was generated; please report this",
@@ -116,7 +128,7 @@ namespace ModelParallel.Generators
         /// <summary>Every descriptor, for the analyzer.</summary>
         public static readonly System.Collections.Immutable.ImmutableArray<DiagnosticDescriptor> All = System.Collections.Immutable.ImmutableArray.Create(
             NotPartial, UnsupportedLayer, ConflictingPlacements, BypassedPartition, LayerNotConstructed, InvalidStagesField, StagesNotBuilt,
-            NotSequential, InvalidStageMarker, NotDivisible, ShardedReduction, PartialNonLinear, PartialEscapes, UnsupportedShardedOperation, ColumnAfterColumn, ReshardInserted, InternalError);
+            NotSequential, InvalidStageMarker, NotDivisible, ShardedReduction, PartialNonLinear, PartialEscapes, UnsupportedShardedOperation, ColumnAfterColumn, ReshardInserted, RankDependent, DirectParameterUse, InternalError);
 
         /// <summary>Whether diagnostics of this ID stop the generator from emitting (errors do; warnings and infos do not).</summary>
         public static bool IsError(string id) => ById(id).DefaultSeverity == DiagnosticSeverity.Error;
@@ -139,6 +151,8 @@ namespace ModelParallel.Generators
             UnsupportedShardedOperationId => UnsupportedShardedOperation,
             ColumnAfterColumnId => ColumnAfterColumn,
             ReshardInsertedId => ReshardInserted,
+            RankDependentId => RankDependent,
+            DirectParameterUseId => DirectParameterUse,
             InternalErrorId => InternalError,
             _ => throw new ArgumentOutOfRangeException(nameof(id), id, "unknown diagnostic"),
         };

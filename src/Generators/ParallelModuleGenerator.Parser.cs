@@ -110,6 +110,14 @@ namespace ModelParallel.Generators
                                 diagnostics.Add(Diagnostic(DiagnosticDescriptors.BypassedPartitionId, node.GetLocation(),
                                     field.Field, "used as a method group", PlacementName(field.Placement)));
                                 break;
+                            case IPropertyReferenceOperation property when IsRankContext(property.Property.ContainingType) && IsOutermostAccess(node):
+                                diagnostics.Add(Diagnostic(DiagnosticDescriptors.RankDependentId, node.GetLocation(), node.ToString(), type.Name));
+                                break;
+                            case IPropertyReferenceOperation parameter when parameter.Property.Name is "weight" or "bias"
+                                && PartitionedField(type, layers, parameter.Instance) is { } owner:
+                                diagnostics.Add(Diagnostic(DiagnosticDescriptors.DirectParameterUseId, node.GetLocation(),
+                                    owner.Field, parameter.Property.Name, PlacementName(owner.Placement)));
+                                break;
                         }
                     }
                 }
@@ -128,6 +136,26 @@ namespace ModelParallel.Generators
                 return new ModuleSpec(Namespace(type), ContainingTypes(type), type.Name, type.ToDisplayString(),
                     CanEmit: true, layers.Values.ToEquatableArray(), interceptions.ToEquatableArray(), diagnostics.ToEquatableArray(), stages.ToSpec(),
                     facts.Values.ToEquatableArray());
+            }
+
+            private static bool IsRankContext(INamedTypeSymbol? type) =>
+                type is { Name: "RankContext", ContainingNamespace: { Name: "ModelParallel", ContainingNamespace.IsGlobalNamespace: true } };
+
+            /// <summary>
+            /// One diagnostic per expression: <c>RankContext.Current.Rank</c> is reported once, at its whole extent (the outer
+            /// access is visited too); under a call, <c>RankContext.Current.Axis(…)</c>, the call is not, so the inner one is.
+            /// </summary>
+            private static bool IsOutermostAccess(SyntaxNode node)
+            {
+                var child = node;
+                var parent = node.Parent;
+                // Through `!` and parentheses: `RankContext.Current!.Rank` is one access.
+                while (parent is PostfixUnaryExpressionSyntax { RawKind: (int)SyntaxKind.SuppressNullableWarningExpression } or ParenthesizedExpressionSyntax)
+                {
+                    child = parent;
+                    parent = parent.Parent;
+                }
+                return parent is not MemberAccessExpressionSyntax outer || outer.Expression != child || outer.Parent is InvocationExpressionSyntax;
             }
 
             private static Dictionary<string, LayerSpec> ReadLayers(INamedTypeSymbol type, List<DiagnosticInfo> diagnostics)

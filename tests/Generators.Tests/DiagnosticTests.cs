@@ -56,6 +56,63 @@ namespace ModelParallel.Generators.Tests
             """, "'up' has more than one placement attribute (ColumnParallel, RowParallel)");
 
         [Fact]
+        public void MP0017_ABranchOnTheRankAroundALayer() => Expect("MP0017", """
+            [ParallelModule]
+            public sealed partial class Block : nn.Module<Tensor, Tensor>
+            {
+                [ColumnParallel] private readonly Linear up;
+                [RowParallel] private readonly Linear down;
+                public Block() : base("Block") { up = nn.Linear(4, 8); down = nn.Linear(8, 4); RegisterComponents(); }
+                public override Tensor forward(Tensor x) => [|RankContext.Current!.Rank|] == 0 ? down.forward(up.forward(x)) : x;
+            }
+            """, "'RankContext.Current!.Rank' reads the rank context inside [ParallelModule] 'Block'");
+
+        [Fact]
+        public void MP0017_TheRankContextUnderACall() => Expect("MP0017", """
+            [ParallelModule]
+            public sealed partial class Block : nn.Module<Tensor, Tensor>
+            {
+                [ColumnParallel] private readonly Linear up;
+                [RowParallel] private readonly Linear down;
+                public Block() : base("Block") { up = nn.Linear(4, 8); down = nn.Linear(8, 4); RegisterComponents(); }
+                public override Tensor forward(Tensor x)
+                {
+                    if ([|RankContext.Current|]?.Axis(MeshAxis.Tensor).Size == 2) x = x * 2;
+                    return down.forward(up.forward(x));
+                }
+            }
+            """, "'RankContext.Current' reads the rank context");
+
+        [Fact]
+        public void MP0018_AFunctionalLinearOverAPartitionedWeight() => Expect("MP0018", """
+            [ParallelModule]
+            public sealed partial class Block : nn.Module<Tensor, Tensor>
+            {
+                [ColumnParallel] private readonly Linear up;
+                public Block() : base("Block") { up = nn.Linear(4, 8); RegisterComponents(); }
+                public override Tensor forward(Tensor x) => nn.functional.linear(x, [|up.weight|]!);
+            }
+            """, "'up.weight' of ColumnParallel layer 'up' is used directly: each rank holds only its shard of it");
+
+        [Fact]
+        public void MP0018_AWeightTiedToAVocabularyParallelEmbedding() => Expect("MP0018", """
+            [ParallelModule]
+            public sealed partial class Block : nn.Module<Tensor, Tensor>
+            {
+                [VocabParallel] private readonly Embedding embed;
+                private readonly Linear head;
+                public Block() : base("Block")
+                {
+                    embed = nn.Embedding(64, 16);
+                    head = nn.Linear(16, 64, hasBias: false);
+                    head.weight = [|embed.weight|];
+                    RegisterComponents();
+                }
+                public override Tensor forward(Tensor ids) => head.forward(embed.forward(ids));
+            }
+            """, "'embed.weight' of VocabParallel layer 'embed' is used directly");
+
+        [Fact]
         public void MP0004_CallThroughModuleCall() => Expect("MP0004", """
             [ParallelModule]
             public sealed partial class Block : nn.Module<Tensor, Tensor>
