@@ -162,6 +162,13 @@ namespace ModelParallel.Generators
                             return Binary(binary, binary.OperatorKind, Eval(binary.LeftOperand), Eval(binary.RightOperand));
                         case IUnaryOperation unary:
                             return Eval(unary.Operand);
+                        case IArrayElementReferenceOperation { ArrayReference: IPropertyReferenceOperation { Property.Name: "shape" } shape } element
+                            when shape.Instance is { } tensor && IsTensor(tensor.Type):
+                            ShapeRead(element, Eval(tensor), element.Indices.Length == 1 ? element.Indices[0] : null);
+                            return Default(element.Type);
+                        case IPropertyReferenceOperation { Property.Name: "shape", Instance: { } whole } read when IsTensor(whole.Type):
+                            ShapeRead(read, Eval(whole), index: null);
+                            return Default(read.Type);
                         case IArrayElementReferenceOperation element:
                         {
                             var array = Eval(element.ArrayReference);
@@ -300,6 +307,9 @@ namespace ModelParallel.Generators
                             CheckViewDivisible(call, rank + dim);
                             return new Value('S', dim, rank, size: dim == -1 ? self.Size : null);
                         }
+                        case "size" when self.Kind == 'S':
+                            ShapeRead(call, self, call.Arguments.FirstOrDefault(a => a.Parameter?.Ordinal == 0)?.Value);
+                            return Value.None;
                         case "transpose" or "swapaxes" or "swapdims":
                         {
                             if (self.Kind != 'S') return self.With(self.Rank);
@@ -333,6 +343,7 @@ namespace ModelParallel.Generators
                             if (self.Kind == 'P') return Keep(self); // sum and mean are linear
                             if (self.Kind != 'S') return self.Kind == '-' ? Value.None : Value.Replicated();
                             var dim = Constant(call, 0);
+                            if (dim is { } d0 && Unplaceable(d0, self)) return UnknownRank(call, self, d0);
                             int? n = dim is null ? null : Normalize(dim.Value, self.Rank);
                             if (dim is null || n == self.Dim)
                             {
@@ -346,6 +357,11 @@ namespace ModelParallel.Generators
                         {
                             if (self.Kind != 'S') return new Value(self.Kind, 0, self.Rank, null, array: true);
                             var dim = Constant(call, 1) ?? -1;
+                            if (Unplaceable(dim, self))
+                            {
+                                UnknownRank(call, self, dim);
+                                return new Value('S', self.Dim, self.Rank, null, array: true);
+                            }
                             if (Normalize(dim, self.Rank) == self.Dim)
                             {
                                 if (self.Origin is null || name != "chunk" || Constant(call, 0) is not { } parts || parts < 2)
@@ -384,6 +400,7 @@ namespace ModelParallel.Generators
                         {
                             if (first.Kind != 'S') return first.With(first.Rank);
                             var dim = Constant(call, 1);
+                            if (dim is { } d1 && Unplaceable(d1, first)) return UnknownRank(call, first, d1);
                             if (dim is null || Normalize(dim.Value, first.Rank) == first.Dim)
                             {
                                 Report(DiagnosticDescriptors.ShardedReductionId, call.Syntax, Text(call), "takes a softmax", dim?.ToString() ?? "(unknown)", first.ToString());
@@ -507,6 +524,35 @@ namespace ModelParallel.Generators
                 {
                     Report(DiagnosticDescriptors.PartialNonLinearId, operation.Syntax, Text(operation), what, partial.Origin ?? "?", why);
                     return Value.Replicated(partial.Rank);
+                }
+
+                /// <summary>
+                /// A dimension counted from the start, on a sharded value whose number of dimensions the walk does not know:
+                /// it cannot tell whether it is the sharded one, so it refuses instead of guessing.
+                /// </summary>
+                private static bool Unplaceable(int dim, Value value) => value.Kind == 'S' && dim >= 0 && value.Rank is null;
+
+                private Value UnknownRank(IOperation operation, Value value, int dim) =>
+                    Unsupported(operation, value, $"dimension {dim} is counted from the start, but the value's number of dimensions is not known here, so it may be the sharded one; count it from the end (-1, -2, ...) or give the value a known rank with a view of its sizes written out");
+
+                /// <summary>
+                /// A size read of a sharded value (<c>shape</c>, <c>shape[k]</c>, <c>size(k)</c>) is the local shard's on each
+                /// rank. Allowed only where the dimension read is provably not the sharded one.
+                /// </summary>
+                private void ShapeRead(IOperation at, Value value, IOperation? index)
+                {
+                    if (value.Kind != 'S') return;
+                    int? fromEnd = index switch
+                    {
+                        IUnaryOperation { OperatorKind: UnaryOperatorKind.Hat, Operand.ConstantValue: { HasValue: true, Value: int k } } => -k,
+                        { ConstantValue: { HasValue: true, Value: int c } } when c < 0 => c,
+                        { ConstantValue: { HasValue: true, Value: int c } } when value.Rank is { } rank => c - rank,
+                        IConversionOperation { Operand.ConstantValue: { HasValue: true, Value: int c } } when value.Rank is { } rank2 => c < 0 ? c : c - rank2,
+                        _ => null,
+                    };
+                    if (fromEnd is { } d && d != value.Dim) return;
+                    var what = index is null ? "reads the whole shape" : fromEnd is null ? "reads a size whose dimension the walk cannot place (not a constant, or counted from the start on a value of unknown rank)" : "reads the size of the sharded dimension";
+                    Unsupported(at, value, $"{what}: on each rank it is the local shard's (that dimension divided by tp), not one device's; read the size from the layer's input, or of a dimension counted from the end that is not sharded");
                 }
 
                 /// <summary>Reports the operation and carries the offending placement on, so one mistake gives one diagnostic.</summary>

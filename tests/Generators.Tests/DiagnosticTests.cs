@@ -113,6 +113,131 @@ namespace ModelParallel.Generators.Tests
             """, "'embed.weight' of VocabParallel layer 'embed' is used directly");
 
         [Fact]
+        public void MP0014_APositiveSoftmaxDimensionOnAValueOfUnknownRank() => Expect("MP0014", """
+            [ParallelModule]
+            public sealed partial class Block : nn.Module<Tensor, Tensor>
+            {
+                [ColumnParallel] private readonly Linear up;
+                [RowParallel] private readonly Linear down;
+                public Block() : base("Block") { up = nn.Linear(4, 8); down = nn.Linear(8, 4); RegisterComponents(); }
+                public override Tensor forward(Tensor x)
+                {
+                    var h = up.forward(x);
+                    return down.forward([|nn.functional.softmax(h, 2)|]);
+                }
+            }
+            """, "dimension 2 is counted from the start, but the value's number of dimensions is not known here");
+
+        [Fact]
+        public void MP0014_APositiveReductionDimensionOnAValueOfUnknownRank() => Expect("MP0014", """
+            [ParallelModule]
+            public sealed partial class Block : nn.Module<Tensor, Tensor>
+            {
+                [ColumnParallel] private readonly Linear up;
+                [RowParallel] private readonly Linear down;
+                public Block() : base("Block") { up = nn.Linear(4, 8); down = nn.Linear(8, 4); RegisterComponents(); }
+                public override Tensor forward(Tensor x)
+                {
+                    var h = up.forward(x);
+                    return down.forward(h - [|h.sum(1, keepdim: true)|]);
+                }
+            }
+            """, "dimension 1 is counted from the start");
+
+        [Fact]
+        public void MP0014_APositiveChunkDimensionOnAValueOfUnknownRank() => Expect("MP0014", """
+            [ParallelModule]
+            public sealed partial class Block : nn.Module<Tensor, Tensor>
+            {
+                [ColumnParallel] private readonly Linear up;
+                [RowParallel] private readonly Linear down;
+                public Block() : base("Block") { up = nn.Linear(4, 8); down = nn.Linear(8, 4); RegisterComponents(); }
+                public override Tensor forward(Tensor x)
+                {
+                    var h = up.forward(x);
+                    var parts = [|h.chunk(2, 1)|];
+                    return down.forward(parts[0]);
+                }
+            }
+            """, "dimension 1 is counted from the start");
+
+        [Fact]
+        public void MP0014_TheSizeOfTheShardedDimensionReadFromTheEnd() => Expect("MP0014", """
+            [ParallelModule]
+            public sealed partial class Block : nn.Module<Tensor, Tensor>
+            {
+                [ColumnParallel] private readonly Linear up;
+                [RowParallel] private readonly Linear down;
+                public Block() : base("Block") { up = nn.Linear(4, 8); down = nn.Linear(8, 4); RegisterComponents(); }
+                public override Tensor forward(Tensor x)
+                {
+                    var h = up.forward(x);
+                    long features = [|h.shape[^1]|];
+                    return down.forward(h) * features;
+                }
+            }
+            """, "reads the size of the sharded dimension: on each rank it is the local shard's");
+
+        [Fact]
+        public void MP0014_ASizeReadWithAnIndexTheWalkCannotPlace() => Expect("MP0014", """
+            [ParallelModule]
+            public sealed partial class Block : nn.Module<Tensor, Tensor>
+            {
+                [ColumnParallel] private readonly Linear up;
+                [RowParallel] private readonly Linear down;
+                public Block() : base("Block") { up = nn.Linear(4, 8); down = nn.Linear(8, 4); RegisterComponents(); }
+                public override Tensor forward(Tensor x)
+                {
+                    var h = up.forward(x);
+                    int k = (int)x.shape[0];
+                    long size = [|h.shape[k]|];
+                    return down.forward(h) * size;
+                }
+            }
+            """, "reads a size whose dimension the walk cannot place");
+
+        [Fact]
+        public void MP0014_SizeOfTheShardedDimension() => Expect("MP0014", """
+            [ParallelModule]
+            public sealed partial class Block : nn.Module<Tensor, Tensor>
+            {
+                [ColumnParallel] private readonly Linear up;
+                [RowParallel] private readonly Linear down;
+                public Block() : base("Block") { up = nn.Linear(4, 8); down = nn.Linear(8, 4); RegisterComponents(); }
+                public override Tensor forward(Tensor x)
+                {
+                    var h = up.forward(x);
+                    long features = [|h.size(-1)|];
+                    return down.forward(h) * features;
+                }
+            }
+            """, "reads the size of the sharded dimension");
+
+        [Fact]
+        public void ASizeReadOfAnUnshardedDimensionCountedFromTheEndIsAllowed()
+        {
+            var source = Samples.Usings + """
+                namespace Sample
+                {
+                    [ParallelModule]
+                    public sealed partial class Block : nn.Module<Tensor, Tensor>
+                    {
+                        [ColumnParallel] private readonly Linear up;
+                        [RowParallel] private readonly Linear down;
+                        public Block() : base("Block") { up = nn.Linear(4, 8); down = nn.Linear(8, 4); RegisterComponents(); }
+                        public override Tensor forward(Tensor x)
+                        {
+                            var h = up.forward(x);
+                            long rows = h.shape[^2];
+                            return down.forward(h) * rows;
+                        }
+                    }
+                }
+                """;
+            Assert.Empty(GeneratorHarness.Analyze(("Block.cs", source)));
+        }
+
+        [Fact]
         public void MP0004_CallThroughModuleCall() => Expect("MP0004", """
             [ParallelModule]
             public sealed partial class Block : nn.Module<Tensor, Tensor>
