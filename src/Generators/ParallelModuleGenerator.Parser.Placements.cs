@@ -447,6 +447,7 @@ namespace ModelParallel.Generators
                             var shard = parts.First(v => v.Kind != 'R');
                             if (shard.Kind != 'S' || parts.Any(v => v.ToString() != shard.ToString()))
                                 return Unsupported(call, shard, "cat needs every part placed alike");
+                            if (Unplaceable(dim, shard)) return UnknownRank(call, shard, dim);
                             if (Normalize(dim, shard.Rank) == shard.Dim)
                                 return Unsupported(call, shard, "cat along the sharded dimension would interleave the ranks' slices");
                             return shard.With(shard.Rank);

@@ -214,6 +214,22 @@ namespace ModelParallel.Generators.Tests
             """, "reads the size of the sharded dimension");
 
         [Fact]
+        public void MP0014_APositiveCatDimensionOnValuesOfUnknownRank() => Expect("MP0014", """
+            [ParallelModule]
+            public sealed partial class Block : nn.Module<Tensor, Tensor>
+            {
+                [ColumnParallel] private readonly Linear up;
+                [RowParallel] private readonly Linear down;
+                public Block() : base("Block") { up = nn.Linear(4, 8); down = nn.Linear(16, 4); RegisterComponents(); }
+                public override Tensor forward(Tensor x)
+                {
+                    var h = up.forward(x);
+                    return down.forward([|torch.cat(new[] { h, h }, 1)|]);
+                }
+            }
+            """, "dimension 1 is counted from the start");
+
+        [Fact]
         public void ASizeReadOfAnUnshardedDimensionCountedFromTheEndIsAllowed()
         {
             var source = Samples.Usings + """
