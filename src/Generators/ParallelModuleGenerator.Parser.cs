@@ -75,6 +75,7 @@ namespace ModelParallel.Generators
                     if (layers.TryGetValue(pair.Key, out var chunked)) layers[pair.Key] = chunked with { Chunks = pair.Value };
                 var interceptions = new List<InterceptionSpec>();
                 var constructed = new HashSet<string>();
+                var partitionedNames = new HashSet<string>(layers.Values.Where(IsPartitioned).Select(l => l.Field));
                 foreach (var reference in type.DeclaringSyntaxReferences)
                 {
                     var declaration = reference.GetSyntax(cancellationToken);
@@ -82,8 +83,13 @@ namespace ModelParallel.Generators
                     foreach (var node in declaration.DescendantNodes(n => n == declaration || n is not TypeDeclarationSyntax))
                     {
                         cancellationToken.ThrowIfCancellationRequested();
-                        // Only calls and method groups matter here; asking for the operation of every node would bind each
-                        // expression again.
+                        // Only calls, method groups and mentions of a partitioned field matter here; asking for the operation of
+                        // every node would bind each expression again.
+                        if (node is IdentifierNameSyntax mention && partitionedNames.Contains(mention.Identifier.ValueText))
+                        {
+                            CheckFieldUse(type, layers, mention, model, diagnostics, cancellationToken);
+                            continue;
+                        }
                         if (node is not InvocationExpressionSyntax && !(node is MemberAccessExpressionSyntax && node.Parent is not InvocationExpressionSyntax)) continue;
                         switch (model.GetOperation(node, cancellationToken))
                         {
@@ -136,6 +142,33 @@ namespace ModelParallel.Generators
                 return new ModuleSpec(Namespace(type), ContainingTypes(type), type.Name, type.ToDisplayString(),
                     CanEmit: true, layers.Values.ToEquatableArray(), interceptions.ToEquatableArray(), diagnostics.ToEquatableArray(), stages.ToSpec(),
                     facts.Values.ToEquatableArray());
+            }
+
+            /// <summary>
+            /// A partitioned layer is partitioned only where the generator sees it: its factory assignment and direct calls of
+            /// its forward. Passed anywhere else (into nn.Sequential, a list, a helper, a local) its forward runs inside code
+            /// the interceptors never see, with no communication: MP0004 at the mention.
+            /// </summary>
+            private static void CheckFieldUse(INamedTypeSymbol type, Dictionary<string, LayerSpec> layers, IdentifierNameSyntax mention, SemanticModel model,
+                List<DiagnosticInfo> diagnostics, CancellationToken cancellationToken)
+            {
+                SyntaxNode reference = mention.Parent is MemberAccessExpressionSyntax { Expression: ThisExpressionSyntax } self && self.Name == mention ? self : mention;
+                if (reference == mention && mention.Parent is MemberAccessExpressionSyntax qualified && qualified.Name == mention) return; // other.up: not our field
+                if (model.GetSymbolInfo(mention, cancellationToken).Symbol is not IFieldSymbol field || !SymbolEqualityComparer.Default.Equals(field.ContainingType, type)) return;
+                if (!layers.TryGetValue(field.Name, out var layer) || !IsPartitioned(layer)) return;
+                switch (reference.Parent)
+                {
+                    case MemberAccessExpressionSyntax access when access.Expression == reference:
+                        return; // up.forward(x), up.weight (MP0018), up.call (MP0004): judged where the access is read
+                    case ConditionalAccessExpressionSyntax conditional when conditional.Expression == reference:
+                        return; // up?.forward(x)
+                    case AssignmentExpressionSyntax assignment when assignment.Left == reference:
+                        return; // up = nn.Linear(...)
+                    case ArgumentSyntax { Parent.Parent: InvocationExpressionSyntax { Expression: IdentifierNameSyntax { Identifier.ValueText: "nameof" } } }:
+                        return;
+                }
+                diagnostics.Add(Diagnostic(DiagnosticDescriptors.BypassedPartitionId, reference.GetLocation(),
+                    layer.Field, "passed on as a value (into a container, a helper or a variable), where its forward runs through code the generator never sees", PlacementName(layer.Placement)));
             }
 
             private static bool IsRankContext(INamedTypeSymbol? type) =>

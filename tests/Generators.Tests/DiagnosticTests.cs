@@ -265,6 +265,38 @@ namespace ModelParallel.Generators.Tests
             """, "'up' is invoked through 'call' here");
 
         [Fact]
+        public void MP0004_APartitionedLayerInASequential() => Expect("MP0004", """
+            [ParallelModule]
+            public sealed partial class Block : nn.Module<Tensor, Tensor>
+            {
+                [ColumnParallel] private readonly Linear up;
+                private readonly Sequential stack;
+                public Block() : base("Block")
+                {
+                    up = nn.Linear(4, 8);
+                    stack = nn.Sequential(("up", [|up|]), ("act", nn.ReLU()));
+                    RegisterComponents();
+                }
+                public override Tensor forward(Tensor x) => stack.forward(x);
+            }
+            """, "'up' is passed on as a value (into a container, a helper or a variable)");
+
+        [Fact]
+        public void MP0004_APartitionedLayerThroughALocal() => Expect("MP0004", """
+            [ParallelModule]
+            public sealed partial class Block : nn.Module<Tensor, Tensor>
+            {
+                [RowParallel] private readonly Linear down;
+                public Block() : base("Block") { down = nn.Linear(8, 4); RegisterComponents(); }
+                public override Tensor forward(Tensor x)
+                {
+                    var layer = [|this.down|];
+                    return layer.forward(x);
+                }
+            }
+            """, "'down' is passed on as a value");
+
+        [Fact]
         public void MP0004_MethodGroup() => Expect("MP0004", """
             [ParallelModule]
             public sealed partial class Block : nn.Module<Tensor, Tensor>
