@@ -73,12 +73,38 @@ namespace ModelParallel.Generators
             {
                 var facts = new PlacementFacts();
                 if (ForwardBody(type, models, m => m.Parameters.Length >= 1, cancellationToken) is { Body: { } block })
-                    new PlacementWalk(type, layers, sizes, facts, diagnostics, cancellationToken).Statement(block);
+                    new PlacementWalk(type, layers, sizes, facts, diagnostics, models, cancellationToken).Statement(block);
                 return facts;
             }
 
+            /// <summary>[ParallelModule] types whose forward is being walked on this thread: a module that contains itself stops the recursion.</summary>
+            [System.ThreadStatic] private static HashSet<ISymbol>? walking;
+
+            /// <summary>
+            /// The placement a [ParallelModule] sub-module's forward returns for a whole input, from a walk of its own forward
+            /// (its diagnostics are its own to report): a parent must not take a sharded output for a whole one. Null when the
+            /// sub-module's source is not in this compilation, or its forward is being walked already.
+            /// </summary>
+            private static string? ReturnedPlacement(INamedTypeSymbol module, SemanticModels models, CancellationToken cancellationToken)
+            {
+                if (module.DeclaringSyntaxReferences.Length == 0 || !module.GetAttributes().Any(a => a.AttributeClass?.ToDisplayString() == ParallelModuleAttribute)) return null;
+                walking ??= new HashSet<ISymbol>(SymbolEqualityComparer.Default);
+                if (!walking.Add(module)) return null;
+                try
+                {
+                    var ignored = new List<DiagnosticInfo>();
+                    var facts = AnalyzePlacements(module, ReadLayers(module, ignored), DeclaredSizes(module), models, ignored, cancellationToken);
+                    var returned = facts.Values.Where(v => v.Name == "(returned)").Select(v => v.Placement).Distinct().ToList();
+                    return returned.Count == 1 ? returned[0] : returned.Count == 0 ? null : "mixed";
+                }
+                finally
+                {
+                    walking.Remove(module);
+                }
+            }
+
             private sealed class PlacementWalk(INamedTypeSymbol type, Dictionary<string, LayerSpec> layers, int[] sizes, PlacementFacts facts,
-                List<DiagnosticInfo> diagnostics, CancellationToken cancellationToken)
+                List<DiagnosticInfo> diagnostics, SemanticModels models, CancellationToken cancellationToken)
             {
                 private Dictionary<ISymbol, Value> values = new(SymbolEqualityComparer.Default);
 
@@ -273,6 +299,18 @@ namespace ModelParallel.Generators
                         return input;
                     }
                     if (input.Kind == 'P') return NonLinear(call, input, $"passes to the '{typeName}' module", $"a module may compute anything of its input, so it needs the whole value; feed the partial sum to a Linear layer first");
+                    if (input.Kind == 'R' && module is INamedTypeSymbol named && IsTensor(call.Type))
+                    {
+                        // Across a module boundary: the sub-module's own walk says what its forward returns.
+                        switch (ReturnedPlacement(named, models, cancellationToken))
+                        {
+                            case "mixed":
+                                return Unsupported(call, new Value('S', -1), $"'{typeName}' returns differently placed values from different returns, so its output cannot be placed here");
+                            case { } placement when placement.StartsWith("S(", System.StringComparison.Ordinal)
+                                && int.TryParse(placement.Substring(2, placement.Length - 3), out var dim):
+                                return new Value('S', dim);
+                        }
+                    }
                     if (input.Kind == 'R' || input.Kind == '-') return IsTensor(call.Type) ? Value.Replicated(input.Rank) : Value.None;
                     if (typeName.Contains("Norm"))
                     {

@@ -230,6 +230,67 @@ namespace ModelParallel.Generators.Tests
             """, "dimension 1 is counted from the start");
 
         [Fact]
+        public void MP0014_ASubModulesShardedOutputTakenForAWholeOne()
+        {
+            var source = Samples.Usings + """
+                namespace Sample
+                {
+                    [ParallelModule]
+                    public sealed partial class Head : nn.Module<Tensor, Tensor>
+                    {
+                        [ColumnParallel] private readonly Linear up;
+                        public Head() : base("Head") { up = nn.Linear(4, 4); RegisterComponents(); }
+                        public override Tensor forward(Tensor x) => up.forward(x);
+                    }
+
+                    [ParallelModule]
+                    public sealed partial class Block : nn.Module<Tensor, Tensor>
+                    {
+                        private readonly Head head;
+                        public Block() : base("Block") { head = new Head(); RegisterComponents(); }
+                        public override Tensor forward(Tensor x) => x + head.forward(x);
+                    }
+                }
+                """;
+            var diagnostic = Assert.Single(GeneratorHarness.Analyze(("Block.cs", source)));
+            Assert.Equal("MP0014", diagnostic.Id);
+            Assert.Contains("'x + head.forward(x)': on a value placed S(-1)", diagnostic.GetMessage());
+            Assert.Equal("x + head.forward(x)", source.Substring(diagnostic.Location.SourceSpan.Start, diagnostic.Location.SourceSpan.Length));
+        }
+
+        [Fact]
+        public void ASubModulesShardedOutputFeedsARowParallelLayerWithNoResharding()
+        {
+            var source = Samples.Usings + """
+                namespace Sample
+                {
+                    [ParallelModule]
+                    public sealed partial class Head : nn.Module<Tensor, Tensor>
+                    {
+                        [ColumnParallel] private readonly Linear up;
+                        public Head() : base("Head") { up = nn.Linear(4, 8); RegisterComponents(); }
+                        public override Tensor forward(Tensor x) => up.forward(x);
+                    }
+
+                    [ParallelModule]
+                    public sealed partial class Block : nn.Module<Tensor, Tensor>
+                    {
+                        private readonly Head head;
+                        [RowParallel] private readonly Linear down;
+                        public Block() : base("Block") { head = new Head(); down = nn.Linear(8, 4); RegisterComponents(); }
+                        public override Tensor forward(Tensor x) => x + down.forward(head.forward(x));
+                    }
+                }
+                """;
+            // Before the boundary was crossed, head's output was taken for R: a slice was inserted before down (MP0016).
+            Assert.Empty(GeneratorHarness.Analyze(("Block.cs", source)));
+            var (result, _) = GeneratorHarness.Run(("Block.cs", source));
+            var block = result.GeneratedSources.Single(g => g.HintName == "Sample.Block.Partition.g.cs").SourceText.ToString();
+            Assert.Contains("ParallelLinear.RowForward(\"Sample.Block.down\"", block);
+            Assert.DoesNotContain("RowForwardSliced", block);
+        }
+
+        [Fact]
         public void ASizeReadOfAnUnshardedDimensionCountedFromTheEndIsAllowed()
         {
             var source = Samples.Usings + """

@@ -37,6 +37,12 @@ namespace ModelParallel.Tests
         public void APartialSumReduceScatteredIntoARowLayerMatchesOneDevice(int tp) =>
             Check(tp, () => new PlainPartialIntoRow(Width), () => new PartialIntoRow(Width), Width);
 
+        [Theory]
+        [InlineData(2)]
+        [InlineData(4)]
+        public void ASubModulesShardedOutputFeedingARowLayerMatchesOneDevice(int tp) =>
+            Check(tp, () => new PlainSplitAcrossModules(Width), () => new SplitAcrossModules(Width), Width);
+
         [Fact]
         public void PartialSumsAreReducedOnceWhereNeeded()
         {

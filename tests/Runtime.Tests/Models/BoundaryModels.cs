@@ -1,0 +1,67 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace ModelParallel.Tests.Models
+{
+    /// <summary>A sub-module whose forward returns a sharded value: a ColumnParallel layer and GELU, S(-1) out.</summary>
+    [ParallelModule]
+    public sealed partial class ColumnHalf : nn.Module<Tensor, Tensor>
+    {
+        [ColumnParallel] private readonly Linear up;
+
+        public ColumnHalf(long width) : base(nameof(ColumnHalf))
+        {
+            up = nn.Linear(width, 4 * width);
+            RegisterComponents();
+        }
+
+        public override Tensor forward(Tensor x) => nn.functional.gelu(up.forward(x));
+    }
+
+    /// <summary>The parent: the sub-module's S(-1) output feeds a RowParallel layer directly (no slice, no gather).</summary>
+    [ParallelModule]
+    public sealed partial class SplitAcrossModules : nn.Module<Tensor, Tensor>
+    {
+        private readonly ColumnHalf half;
+        [RowParallel] private readonly Linear down;
+
+        public SplitAcrossModules(long width) : base(nameof(SplitAcrossModules))
+        {
+            half = new ColumnHalf(width);
+            down = nn.Linear(4 * width, width);
+            RegisterComponents();
+        }
+
+        public override Tensor forward(Tensor x) => x + down.forward(half.forward(x));
+    }
+
+    /// <summary>The plain form of <see cref="SplitAcrossModules"/>, with the same parameter names.</summary>
+    public sealed class PlainSplitAcrossModules : nn.Module<Tensor, Tensor>
+    {
+        private readonly PlainHalf half;
+        private readonly Linear down;
+
+        public PlainSplitAcrossModules(long width) : base(nameof(PlainSplitAcrossModules))
+        {
+            half = new PlainHalf(width);
+            down = nn.Linear(4 * width, width);
+            RegisterComponents();
+        }
+
+        public override Tensor forward(Tensor x) => x + down.forward(half.forward(x));
+
+        private sealed class PlainHalf : nn.Module<Tensor, Tensor>
+        {
+            private readonly Linear up;
+
+            public PlainHalf(long width) : base(nameof(ColumnHalf))
+            {
+                up = nn.Linear(width, 4 * width);
+                RegisterComponents();
+            }
+
+            public override Tensor forward(Tensor x) => nn.functional.gelu(up.forward(x));
+        }
+    }
+}
