@@ -313,15 +313,21 @@ namespace ModelParallel.Generators
             /// <summary>MP0010: a constant sharded Linear dimension not divisible by a declared tp size.</summary>
             private static void CheckDivisible(INamedTypeSymbol type, LayerSpec layer, IInvocationOperation factory, int[] sizes, List<DiagnosticInfo> diagnostics)
             {
-                if (sizes.Length == 0 || layer.Placement is not (LayerPlacement.Column or LayerPlacement.Row)) return;
+                if (sizes.Length == 0 || layer.Placement is not (LayerPlacement.Column or LayerPlacement.Row or LayerPlacement.Vocab)) return;
+                // The sharded size: Linear(in, out) shards out (Column) or in (Row); Embedding(num_embeddings, dim) its rows.
                 var argument = factory.Arguments.FirstOrDefault(a => a.Parameter?.Ordinal == (layer.Placement == LayerPlacement.Column ? 1 : 0));
                 if (argument?.Value.ConstantValue is not { HasValue: true, Value: { } value } || !long.TryParse(value.ToString(), out long size)) return;
                 int parts = layer.Placement == LayerPlacement.Column ? layer.Chunks : 1;
                 foreach (var tp in sizes.Where(tp => size % ((long)tp * parts) != 0).Take(1))
                 {
-                    var what = layer.Placement == LayerPlacement.Column ? (parts > 1 ? $"out_features (in {parts} parts)" : "out_features") : "in_features";
+                    var what = layer.Placement switch
+                    {
+                        LayerPlacement.Column => parts > 1 ? $"out_features (in {parts} parts)" : "out_features",
+                        LayerPlacement.Row => "in_features",
+                        _ => "num_embeddings",
+                    };
                     diagnostics.Add(Diagnostic(DiagnosticDescriptors.NotDivisibleId, argument.Syntax.GetLocation(), what, size.ToString(),
-                        $"{(layer.Placement == LayerPlacement.Column ? "ColumnParallel" : "RowParallel")} '{layer.Field}'", tp.ToString(), type.Name));
+                        $"{PlacementName(layer.Placement)} '{layer.Field}'", tp.ToString(), type.Name));
                 }
             }
 

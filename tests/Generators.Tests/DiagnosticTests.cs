@@ -56,6 +56,17 @@ namespace ModelParallel.Generators.Tests
             """, "'up' has more than one placement attribute (ColumnParallel, RowParallel)");
 
         [Fact]
+        public void MP0010_AVocabularyThatADeclaredSizeDoesNotDivide() => Expect("MP0010", """
+            [ParallelModule(TensorParallelSizes = new[] { 1, 2, 4 })]
+            public sealed partial class Block : nn.Module<Tensor, Tensor>
+            {
+                [VocabParallel] private readonly Embedding embed;
+                public Block() : base("Block") { embed = nn.Embedding([|50257|], 16); RegisterComponents(); }
+                public override Tensor forward(Tensor ids) => embed.forward(ids);
+            }
+            """, "num_embeddings");
+
+        [Fact]
         public void MP0017_ABranchOnTheRankAroundALayer() => Expect("MP0017", """
             [ParallelModule]
             public sealed partial class Block : nn.Module<Tensor, Tensor>
