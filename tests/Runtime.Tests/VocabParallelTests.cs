@@ -18,29 +18,38 @@ namespace ModelParallel.Tests
         private const long Vocab = 12, Width = 8, Hidden = 16;
 
         [Theory]
-        [InlineData(1)]
-        [InlineData(2)]
-        [InlineData(4)]
-        public void MatchesTheSingleDeviceModel(int tp)
+        [InlineData(1, 0.0)]
+        [InlineData(2, 0.0)]
+        [InlineData(4, 0.0)]
+        [InlineData(2, 0.1)]
+        [InlineData(4, 0.1)]
+        public void MatchesTheSingleDeviceModel(int tp, double labelSmoothing)
         {
             torch.manual_seed(17);
-            var reference = new ReferenceLanguageModel(Vocab, Width, Hidden);
+            // Targets of -1 are ignored (ignore_index), a few per batch; with label smoothing the loss also reads every logit.
+            var reference = new ReferenceLanguageModel(Vocab, Width, Hidden, labelSmoothing, ignoreIndex: -1);
             var logical = reference.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone());
-            var batches = Enumerable.Range(0, 3).Select(_ => (torch.randint(0, Vocab, new long[] { 3, 5 }), torch.randint(0, Vocab, new long[] { 3, 5 }))).ToList();
+            var batches = Enumerable.Range(0, 3).Select(_ =>
+            {
+                var targets = torch.randint(0, Vocab, new long[] { 3, 5 });
+                targets[0, 1] = torch.tensor(-1L);
+                targets[2, 4] = torch.tensor(-1L);
+                return (torch.randint(0, Vocab, new long[] { 3, 5 }), targets);
+            }).ToList();
             var (expectedLoss, expectedGradients, expectedState) = Train(reference, batches, m => m.named_parameters().ToDictionary(p => p.name, p => p.parameter.grad!.clone()),
                 m => m.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone()));
 
             var results = Ranks.Run(new MeshShape(tp: tp), context =>
             {
-                var model = new TinyLanguageModel(Vocab, Width, Hidden);
+                var model = new TinyLanguageModel(Vocab, Width, Hidden, labelSmoothing, ignoreIndex: -1);
                 LogicalState.Load(model, logical);
                 return Train(model, batches, LogicalState.ExportGradients, LogicalState.Export);
             });
             foreach (var (loss, gradients, state) in results)
             {
-                TensorAssert.Close(expectedLoss, loss, $"tp={tp}: loss");
-                TensorAssert.AllClose(expectedGradients, gradients, $"tp={tp}: gradient of");
-                TensorAssert.AllClose(expectedState, state, $"tp={tp}: after 3 Adam steps,");
+                TensorAssert.Close(expectedLoss, loss, $"tp={tp}, label smoothing {labelSmoothing}: loss");
+                TensorAssert.AllClose(expectedGradients, gradients, $"tp={tp}, label smoothing {labelSmoothing}: gradient of");
+                TensorAssert.AllClose(expectedState, state, $"tp={tp}, label smoothing {labelSmoothing}: after 3 Adam steps,");
             }
         }
 

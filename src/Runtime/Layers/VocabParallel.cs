@@ -40,8 +40,9 @@ namespace ModelParallel.Layers
 
         /// <summary>
         /// Cross-entropy of logits [N, vocabulary / tp] sharded on the vocabulary, against whole targets [N]: a max and
-        /// two sums all-reduced over tp (the logits are never gathered). Supports ignore_index and the reductions;
-        /// class weights and label smoothing are not supported with a sharded vocabulary.
+        /// two sums all-reduced over tp (the logits are never gathered), and with label smoothing a third sum (of every
+        /// logit, for the mean of -log p over the vocabulary). Supports ignore_index, label_smoothing and the reductions,
+        /// as torch does; class weights are not supported with a sharded vocabulary.
         /// </summary>
         public static torch.Tensor CrossEntropy(string site, torch.Tensor input, torch.Tensor target, torch.Tensor? weight,
             long ignore_index, torch.nn.Reduction reduction, double label_smoothing)
@@ -49,8 +50,8 @@ namespace ModelParallel.Layers
             var context = RankContext.Current;
             if (context is null || context.Mesh.Tp == 1)
                 return torch.nn.functional.cross_entropy(input, target, weight, ignore_index, reduction, label_smoothing);
-            if (weight is not null || label_smoothing != 0)
-                throw new NotSupportedException($"{site}: cross-entropy over vocabulary-sharded logits supports neither class weights nor label smoothing ({context.Mesh}).");
+            if (weight is not null)
+                throw new NotSupportedException($"{site}: cross-entropy over vocabulary-sharded logits does not support class weights ({context.Mesh}).");
             if (input.dim() != 2)
                 throw new ArgumentException($"{site}: cross-entropy over vocabulary-sharded logits needs them as [tokens, vocabulary]; got [{string.Join(", ", input.shape)}] locally. Flatten them with view(-1, vocabulary).");
             context.ThrowIfDeferredFailure();
@@ -69,7 +70,17 @@ namespace ModelParallel.Layers
             var picked = shifted.gather(-1, (target - start).masked_fill(outside, 0).unsqueeze(-1)).squeeze(-1).masked_fill(outside, 0);
             var targetLogit = TensorParallel.ReduceFromTensorParallel(picked, communicator);
             var valid = target.ne(ignore_index);
-            var losses = (sumExp.log() - targetLogit).masked_fill(valid.logical_not(), 0);
+            var logSumExp = sumExp.log();
+            var losses = logSumExp - targetLogit; // -log p of the target
+            if (label_smoothing != 0)
+            {
+                // torch's smoothing: (1 - e) * (-log p_target) + e / C * sum over all C classes of -log p_c, where
+                // sum_c -log p_c = C * logsumexp - sum_c shifted_c, and sum_c shifted_c is this rank's sum, all-reduced.
+                long classes = local * context.Mesh.Tp;
+                var shiftedSum = TensorParallel.ReduceFromTensorParallel(shifted.sum(-1), communicator);
+                losses = (1 - label_smoothing) * losses + label_smoothing / classes * (classes * logSumExp - shiftedSum);
+            }
+            losses = losses.masked_fill(valid.logical_not(), 0);
             return reduction switch
             {
                 torch.nn.Reduction.Mean => losses.sum() / valid.sum().to(losses.dtype),

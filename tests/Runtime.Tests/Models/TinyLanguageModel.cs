@@ -15,9 +15,13 @@ namespace ModelParallel.Tests.Models
         private readonly TestBlock block;
         [ColumnParallel] private readonly Linear head;
         private readonly long vocab;
+        private readonly double labelSmoothing;
+        private readonly long ignoreIndex;
 
-        public TinyLanguageModel(long vocab, long width, long hidden) : base(nameof(TinyLanguageModel))
+        public TinyLanguageModel(long vocab, long width, long hidden, double labelSmoothing = 0, long ignoreIndex = -100) : base(nameof(TinyLanguageModel))
         {
+            this.labelSmoothing = labelSmoothing;
+            this.ignoreIndex = ignoreIndex;
             embed = nn.Embedding(vocab, width);
             block = new TestBlock(width, hidden, bias: true);
             head = nn.Linear(width, vocab, hasBias: false);
@@ -28,7 +32,7 @@ namespace ModelParallel.Tests.Models
         public override Tensor forward(Tensor ids, Tensor targets)
         {
             var logits = head.forward(block.forward(embed.forward(ids)));
-            return nn.functional.cross_entropy(logits.view(-1, vocab), targets.view(-1));
+            return nn.functional.cross_entropy(logits.view(-1, vocab), targets.view(-1), ignore_index: ignoreIndex, label_smoothing: labelSmoothing);
         }
     }
 
@@ -39,9 +43,13 @@ namespace ModelParallel.Tests.Models
         private readonly ReferenceBlock block;
         private readonly Linear head;
         private readonly long vocab;
+        private readonly double labelSmoothing;
+        private readonly long ignoreIndex;
 
-        public ReferenceLanguageModel(long vocab, long width, long hidden) : base(nameof(ReferenceLanguageModel))
+        public ReferenceLanguageModel(long vocab, long width, long hidden, double labelSmoothing = 0, long ignoreIndex = -100) : base(nameof(ReferenceLanguageModel))
         {
+            this.labelSmoothing = labelSmoothing;
+            this.ignoreIndex = ignoreIndex;
             embed = nn.Embedding(vocab, width);
             block = new ReferenceBlock(width, hidden, bias: true);
             head = nn.Linear(width, vocab, hasBias: false);
@@ -50,6 +58,6 @@ namespace ModelParallel.Tests.Models
         }
 
         public override Tensor forward(Tensor ids, Tensor targets) =>
-            nn.functional.cross_entropy(head.forward(block.forward(embed.forward(ids))).view(-1, vocab), targets.view(-1));
+            nn.functional.cross_entropy(head.forward(block.forward(embed.forward(ids))).view(-1, vocab), targets.view(-1), ignore_index: ignoreIndex, label_smoothing: labelSmoothing);
     }
 }
