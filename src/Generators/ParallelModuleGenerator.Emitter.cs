@@ -51,21 +51,28 @@ namespace ModelParallel.Generators
             {
                 w.Line($"// Partition plan of {module.DisplayName} over the tensor-parallel axis \"tp\":");
                 foreach (var layer in module.Layers)
-                    w.Line($"//   {layer.Field,-12} {Describe(layer.Placement)}{(layer.Chunks > 1 ? $"; forward splits its output into {layer.Chunks} parts, so each rank holds its slice of every part" : "")}");
-                int forward = module.Interceptions.Count(i => i.Kind == InterceptionKind.Forward && i.Placement == LayerPlacement.Row);
-                int backward = module.Interceptions.Count(i => i.Kind == InterceptionKind.Forward && i.Placement == LayerPlacement.Column);
-                w.Line($"// Collectives per step when tp > 1: {forward} all-reduce(s) in forward (g after RowParallel), {backward} in backward (f before ColumnParallel).");
+                    w.Line($"//   {layer.Field,-12} {Describe(layer)}{(layer.Chunks > 1 ? $"; forward splits its output into {layer.Chunks} parts, so each rank holds its slice of every part" : "")}");
+                // The same list the partition report prints, so the two cannot disagree.
+                var collectives = Report.Collectives(module).Concat(Report.LossCollectives(module)).ToList();
+                int forward = collectives.Count(c => c.Pass == "forward"), backward = collectives.Count(c => c.Pass == "backward");
+                w.Line($"// Collectives per step when tp > 1: {forward} in forward and {backward} in backward (each listed in the partition report).");
                 if (module.Pipeline is { } pipeline) WritePipelinePlan(w, pipeline);
                 w.Line("// Outside Ranks.Run every call below is the plain TorchSharp call: the single-device model.").Line();
             }
 
-            private static string Describe(LayerPlacement placement) => placement switch
+            private static string Describe(LayerSpec layer) => (layer.Placement, layer.HasBias, layer.Partial) switch
             {
-                LayerPlacement.Column => "ColumnParallel  weight [out/tp, in] S(0), bias [out/tp] S(0); input R -> output S(-1)",
-                LayerPlacement.Row => "RowParallel     weight [out, in/tp] S(1), bias [out] R added once after g; input S(-1) -> P -> R",
-                LayerPlacement.Replicated => "Replicated      weight and bias R (same values on every rank)",
-                LayerPlacement.Vocab => "VocabParallel   weight [num_embeddings/tp, dim] S(0); ids R -> P -> all-reduce -> R",
-                _ => "replicated      (no attribute) weight and bias R (same values on every rank)",
+                (LayerPlacement.Column, true, _) => "ColumnParallel  weight [out/tp, in] S(0), bias [out/tp] S(0); input R -> output S(-1)",
+                (LayerPlacement.Column, false, _) => "ColumnParallel  weight [out/tp, in] S(0), no bias; input R -> output S(-1)",
+                (LayerPlacement.Row, true, false) => "RowParallel     weight [out, in/tp] S(1), bias [out] R added once after g; input S(-1) -> P -> R",
+                (LayerPlacement.Row, false, false) => "RowParallel     weight [out, in/tp] S(1), no bias; input S(-1) -> P -> R",
+                (LayerPlacement.Row, true, true) => "RowParallel     (ReduceOutput = false) weight [out, in/tp] S(1), bias [out] R added once into the sum; input S(-1) -> P, reduced where forward needs it whole",
+                (LayerPlacement.Row, false, true) => "RowParallel     (ReduceOutput = false) weight [out, in/tp] S(1), no bias; input S(-1) -> P, reduced where forward needs it whole",
+                (LayerPlacement.Replicated, true, _) => "Replicated      weight and bias R (same values on every rank)",
+                (LayerPlacement.Replicated, false, _) => "Replicated      weight R (same values on every rank), no bias",
+                (LayerPlacement.Vocab, _, _) => "VocabParallel   weight [num_embeddings/tp, dim] S(0); ids R -> P -> all-reduce -> R",
+                (_, true, _) => "replicated      (no attribute) weight and bias R (same values on every rank)",
+                _ => "replicated      (no attribute) weight R (same values on every rank), no bias",
             };
 
             private static void WritePlacements(SourceWriter w, ModuleSpec module)
@@ -77,7 +84,7 @@ namespace ModelParallel.Generators
                 w.Line("{");
                 foreach (var layer in module.Layers)
                 {
-                    foreach (var (parameter, placement) in Parameters(layer.Placement, layer.Chunks))
+                    foreach (var (parameter, placement) in Parameters(layer.Placement, layer.Chunks).Where(p => layer.HasBias || p.Parameter != "bias"))
                         w.Line($"    new(\"{layer.Field}.{parameter}\", global::ModelParallel.Placement.{placement}, global::ModelParallel.MeshAxis.Tensor),");
                 }
                 w.Line("};").Line();
@@ -211,6 +218,8 @@ namespace ModelParallel.Generators
                     (LayerPlacement.Row, "partial") => ("the local shard S(-1) -> P, left a partial sum (ReduceOutput = false; bias on tp rank 0 only): the generator reduces it where forward needs it whole", $"{Runtime}.RowForwardPartial"),
                     (LayerPlacement.Column, "reduce") => ("the input arrives as a partial sum: all-reduce it (P -> R; backward identity), then f and the local shard: R -> S(-1)", $"{Runtime}.ColumnForwardReduced"),
                     (_, "reduce") => ("the input arrives as a partial sum: all-reduce it (P -> R; backward identity), then the replicated layer", $"{Runtime}.ReplicatedForwardReduced"),
+                    (LayerPlacement.Row, "reduce-scatter-partial") => ("the input arrives as a partial sum: reduce-scatter P -> S(-1) (backward: all-gather), then the local shard S(-1) -> P, left a partial sum (ReduceOutput = false; bias on tp rank 0 only)", $"{Runtime}.RowForwardReduceScatteredPartial"),
+                    (LayerPlacement.Row, "slice-partial") => ("the input arrives R: local slice (free; backward: all-gather), then the local shard S(-1) -> P, left a partial sum (ReduceOutput = false; bias on tp rank 0 only)", $"{Runtime}.RowForwardSlicedPartial"),
                     (LayerPlacement.Row, "slice") => ("the input arrives R: local slice (free; backward: all-gather), then the local shard S(-1) -> P, g and the bias once: P -> R", $"{Runtime}.RowForwardSliced"),
                     (LayerPlacement.Column, _) => ("f (identity forward, all-reduce backward), then the local shard: R -> S(-1)", $"{Runtime}.ColumnForward"),
                     (LayerPlacement.Row, _) => ("the local shard S(-1) -> P, then g (all-reduce forward, identity backward) and the bias once: P -> R", $"{Runtime}.RowForward"),

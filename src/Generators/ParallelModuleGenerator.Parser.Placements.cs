@@ -279,7 +279,9 @@ namespace ModelParallel.Generators
                             else if (!(input.IsSharded && input.Dim == -1)) return Unsupported(call, input, $"RowParallel '{layer.Field}' needs its input sharded on the last dimension (S(-1))");
                             if (layer.Partial)
                             {
-                                facts.Sites[call.Syntax] = "partial";
+                                // A replicated input is sliced first here too: the partial product needs the local slice.
+                                facts.Sites[call.Syntax] = input.Kind == 'R' ? "slice-partial"
+                                    : facts.Sites.TryGetValue(call.Syntax, out var inserted) && inserted == "reduce-scatter" ? "reduce-scatter-partial" : "partial";
                                 return new Value('P', 0, input.Rank, layer.Field);
                             }
                             return Value.Replicated(input.Rank);

@@ -83,7 +83,7 @@ namespace ModelParallel.Generators
                 yield return $"Total: {collectives.Count} collectives per step, {forward} in forward and {backward} in backward.";
             }
 
-            private static IEnumerable<(string Layer, string Collective, string Pass, string Elements)> Collectives(ModuleSpec module)
+            internal static IEnumerable<(string Layer, string Collective, string Pass, string Elements)> Collectives(ModuleSpec module)
             {
                 var layers = module.Layers.ToDictionary(l => l.Field);
                 foreach (var site in module.Interceptions.Where(i => i.Kind == InterceptionKind.Forward))
@@ -102,6 +102,13 @@ namespace ModelParallel.Generators
                             break;
                         case LayerPlacement.Row when site.Target == "partial":
                             break;
+                        case LayerPlacement.Row when site.Target == "reduce-scatter-partial":
+                            yield return (site.Field, "reduce-scatter (inserted: input arrives as a partial sum)", "forward", $"tokens x {Group(layer.In)}");
+                            yield return (site.Field, "all-gather (the reduce-scatter's backward)", "backward", $"tokens x {Group(layer.In)}");
+                            break;
+                        case LayerPlacement.Row when site.Target == "slice-partial":
+                            yield return (site.Field, "all-gather (inserted slice's backward)", "backward", input);
+                            break;
                         case LayerPlacement.Row when site.Target == "reduce-scatter":
                             yield return (site.Field, "reduce-scatter (inserted: input arrives as a partial sum)", "forward", $"tokens x {Group(layer.In)}");
                             yield return (site.Field, "all-gather (the reduce-scatter's backward)", "backward", $"tokens x {Group(layer.In)}");
@@ -111,11 +118,14 @@ namespace ModelParallel.Generators
                             yield return (site.Field, "all-reduce (g: output)", "forward", output);
                             if (site.Target == "slice") yield return (site.Field, "all-gather (inserted slice's backward)", "backward", input);
                             break;
+                        default:
+                            if (site.Target == "reduce") yield return (site.Field, "all-reduce (inserted: input arrives as a partial sum)", "forward", input);
+                            break;
                     }
                 }
             }
 
-            private static IEnumerable<(string Layer, string Collective, string Pass, string Elements)> LossCollectives(ModuleSpec module)
+            internal static IEnumerable<(string Layer, string Collective, string Pass, string Elements)> LossCollectives(ModuleSpec module)
             {
                 foreach (var _ in module.Interceptions.Where(i => i.Kind == InterceptionKind.VocabLoss))
                 {

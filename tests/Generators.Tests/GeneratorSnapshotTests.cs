@@ -67,6 +67,40 @@ namespace ModelParallel.Generators.Tests
         }
 
         [Fact]
+        public void GeneratedPartialSumVariantsMatchTheApprovedFile()
+        {
+            const string source = Samples.Usings + """
+                namespace Sample
+                {
+                    [ParallelModule]
+                    public sealed partial class PartialChain : nn.Module<Tensor, Tensor>
+                    {
+                        [RowParallel(ReduceOutput = false)] private readonly Linear a;
+                        [RowParallel(ReduceOutput = false)] private readonly Linear b;
+                        [RowParallel] private readonly Linear c;
+
+                        public PartialChain() : base(nameof(PartialChain))
+                        {
+                            a = nn.Linear(8, 8);
+                            b = nn.Linear(8, 8);
+                            c = nn.Linear(8, 8);
+                            RegisterComponents();
+                        }
+
+                        public override Tensor forward(Tensor x) => c.forward(b.forward(a.forward(x)));
+                    }
+                }
+                """;
+            var (result, compilation) = GeneratorHarness.Run(("PartialChain.cs", source));
+            Assert.Empty(compilation.Where(d => d.Severity >= DiagnosticSeverity.Warning));
+            var text = result.GeneratedSources.Single(s => s.HintName == "Sample.PartialChain.Partition.g.cs").SourceText.ToString();
+            Assert.Contains("RowForwardSlicedPartial(\"Sample.PartialChain.a\"", text);
+            Assert.Contains("RowForwardReduceScatteredPartial(\"Sample.PartialChain.b\"", text);
+            Assert.Contains("RowForwardReduceScattered(\"Sample.PartialChain.c\"", text);
+            Snapshot.Match("PartialChain.Partition", text);
+        }
+
+        [Fact]
         public void TheTransformerBlockExampleIsPartitionedAndReportedAsApproved()
         {
             using var stream = typeof(GeneratorSnapshotTests).Assembly.GetManifestResourceStream("TransformerBlock.cs")!;

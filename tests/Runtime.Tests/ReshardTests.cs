@@ -43,6 +43,12 @@ namespace ModelParallel.Tests
         public void ASubModulesShardedOutputFeedingARowLayerMatchesOneDevice(int tp) =>
             Check(tp, () => new PlainSplitAcrossModules(Width), () => new SplitAcrossModules(Width), Width);
 
+        [Theory]
+        [InlineData(2)]
+        [InlineData(4)]
+        public void PartialRowLayersOnReplicatedAndPartialInputsMatchOneDevice(int tp) =>
+            Check(tp, () => new PlainPartialChain(Width), () => new PartialChain(Width), Width);
+
         [Fact]
         public void PartialSumsAreReducedOnceWhereNeeded()
         {

@@ -122,6 +122,28 @@ namespace ModelParallel.Layers
         }
 
         /// <summary>
+        /// RowParallel with ReduceOutput = false on a replicated input: this rank's slice of the last dimension (free;
+        /// backward all-gathers the gradient), then <see cref="RowForwardPartial"/>.
+        /// </summary>
+        public static torch.Tensor RowForwardSlicedPartial(string layer, Linear self, torch.Tensor input)
+        {
+            var context = RankContext.Current;
+            if (context is null || context.Mesh.Tp == 1) return RowForward(layer, self, input);
+            return RowForwardPartial(layer, self, TensorParallel.ScatterToTensorParallel(input, context.TensorParallel, -1));
+        }
+
+        /// <summary>
+        /// RowParallel with ReduceOutput = false fed a partial sum: reduce-scatter it onto the last dimension (P → S(-1);
+        /// backward all-gather), then <see cref="RowForwardPartial"/>.
+        /// </summary>
+        public static torch.Tensor RowForwardReduceScatteredPartial(string layer, Linear self, torch.Tensor input)
+        {
+            var context = RankContext.Current;
+            if (context is null || context.Mesh.Tp == 1) return RowForward(layer, self, input);
+            return RowForwardPartial(layer, self, TensorParallel.ReduceScatterToTensorParallel(input, context.TensorParallel, -1));
+        }
+
+        /// <summary>
         /// A RowParallel layer fed a partial sum: reduce-scatter it onto the last dimension (P → S(-1); backward
         /// all-gather), the cheapest way to the input placement the layer needs, then <see cref="RowForward"/>.
         /// </summary>

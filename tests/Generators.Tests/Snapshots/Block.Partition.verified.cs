@@ -3,9 +3,9 @@
 
 // Partition plan of Sample.Block over the tensor-parallel axis "tp":
 //   up           ColumnParallel  weight [out/tp, in] S(0), bias [out/tp] S(0); input R -> output S(-1)
-//   down         RowParallel     weight [out, in/tp] S(1), bias [out] R added once after g; input S(-1) -> P -> R
+//   down         RowParallel     weight [out, in/tp] S(1), no bias; input S(-1) -> P -> R
 //   gate         Replicated      weight and bias R (same values on every rank)
-// Collectives per step when tp > 1: 1 all-reduce(s) in forward (g after RowParallel), 1 in backward (f before ColumnParallel).
+// Collectives per step when tp > 1: 1 in forward and 1 in backward (each listed in the partition report).
 // Outside Ranks.Run every call below is the plain TorchSharp call: the single-device model.
 
 namespace Sample
@@ -17,7 +17,6 @@ namespace Sample
             new("up.weight", global::ModelParallel.Placement.Shard(0), global::ModelParallel.MeshAxis.Tensor),
             new("up.bias", global::ModelParallel.Placement.Shard(0), global::ModelParallel.MeshAxis.Tensor),
             new("down.weight", global::ModelParallel.Placement.Shard(1), global::ModelParallel.MeshAxis.Tensor),
-            new("down.bias", global::ModelParallel.Placement.Replicate, global::ModelParallel.MeshAxis.Tensor),
             new("gate.weight", global::ModelParallel.Placement.Replicate, global::ModelParallel.MeshAxis.Tensor),
             new("gate.bias", global::ModelParallel.Placement.Replicate, global::ModelParallel.MeshAxis.Tensor),
         };

@@ -2,11 +2,11 @@
 #nullable enable
 
 // Partition plan of ModelParallel.Examples.Transformer.TransformerBlock over the tensor-parallel axis "tp":
-//   qkv          ColumnParallel  weight [out/tp, in] S(0), bias [out/tp] S(0); input R -> output S(-1); forward splits its output into 3 parts, so each rank holds its slice of every part
+//   qkv          ColumnParallel  weight [out/tp, in] S(0), no bias; input R -> output S(-1); forward splits its output into 3 parts, so each rank holds its slice of every part
 //   projection   RowParallel     weight [out, in/tp] S(1), bias [out] R added once after g; input S(-1) -> P -> R
 //   up           ColumnParallel  weight [out/tp, in] S(0), bias [out/tp] S(0); input R -> output S(-1)
 //   down         RowParallel     weight [out, in/tp] S(1), bias [out] R added once after g; input S(-1) -> P -> R
-// Collectives per step when tp > 1: 2 all-reduce(s) in forward (g after RowParallel), 2 in backward (f before ColumnParallel).
+// Collectives per step when tp > 1: 2 in forward and 2 in backward (each listed in the partition report).
 // Outside Ranks.Run every call below is the plain TorchSharp call: the single-device model.
 
 namespace ModelParallel.Examples.Transformer
@@ -16,7 +16,6 @@ namespace ModelParallel.Examples.Transformer
         private static readonly global::ModelParallel.ParameterPlacement[] __parameterPlacements =
         {
             new("qkv.weight", global::ModelParallel.Placement.Shard(0, 3), global::ModelParallel.MeshAxis.Tensor),
-            new("qkv.bias", global::ModelParallel.Placement.Shard(0, 3), global::ModelParallel.MeshAxis.Tensor),
             new("projection.weight", global::ModelParallel.Placement.Shard(1), global::ModelParallel.MeshAxis.Tensor),
             new("projection.bias", global::ModelParallel.Placement.Replicate, global::ModelParallel.MeshAxis.Tensor),
             new("up.weight", global::ModelParallel.Placement.Shard(0), global::ModelParallel.MeshAxis.Tensor),

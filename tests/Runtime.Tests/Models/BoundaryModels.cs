@@ -65,3 +65,46 @@ namespace ModelParallel.Tests.Models
         }
     }
 }
+
+namespace ModelParallel.Tests.Models
+{
+    /// <summary>
+    /// Partial sums in a chain: a partial RowParallel layer on a replicated input (slice, then partial), another fed that
+    /// partial sum (reduce-scatter, then partial), and a RowParallel layer fed the second (reduce-scatter, then g).
+    /// </summary>
+    [ParallelModule]
+    public sealed partial class PartialChain : nn.Module<Tensor, Tensor>
+    {
+        [RowParallel(ReduceOutput = false)] private readonly Linear a;
+        [RowParallel(ReduceOutput = false)] private readonly Linear b;
+        [RowParallel] private readonly Linear c;
+
+        public PartialChain(long width) : base(nameof(PartialChain))
+        {
+            a = nn.Linear(width, width);
+            b = nn.Linear(width, width);
+            c = nn.Linear(width, width);
+            RegisterComponents();
+        }
+
+        public override Tensor forward(Tensor x) => c.forward(b.forward(a.forward(x)));
+    }
+
+    /// <summary>The plain form of <see cref="PartialChain"/>.</summary>
+    public sealed class PlainPartialChain : nn.Module<Tensor, Tensor>
+    {
+        private readonly Linear a;
+        private readonly Linear b;
+        private readonly Linear c;
+
+        public PlainPartialChain(long width) : base(nameof(PlainPartialChain))
+        {
+            a = nn.Linear(width, width);
+            b = nn.Linear(width, width);
+            c = nn.Linear(width, width);
+            RegisterComponents();
+        }
+
+        public override Tensor forward(Tensor x) => c.forward(b.forward(a.forward(x)));
+    }
+}
