@@ -124,104 +124,38 @@ namespace ModelParallel.Generators.Tests
             """, "'embed.weight' of VocabParallel layer 'embed' is used directly");
 
         [Fact]
-        public void MP0014_APositiveSoftmaxDimensionOnAValueOfUnknownRank() => Expect("MP0014", """
-            [ParallelModule]
-            public sealed partial class Block : nn.Module<Tensor, Tensor>
-            {
-                [ColumnParallel] private readonly Linear up;
-                [RowParallel] private readonly Linear down;
-                public Block() : base("Block") { up = nn.Linear(4, 8); down = nn.Linear(8, 4); RegisterComponents(); }
-                public override Tensor forward(Tensor x)
-                {
-                    var h = up.forward(x);
-                    return down.forward([|nn.functional.softmax(h, 2)|]);
-                }
-            }
+        public void MP0014_APositiveSoftmaxDimensionOnAValueOfUnknownRank() => ExpectInForward("MP0014", """
+            return down.forward([|nn.functional.softmax(h, 2)|]);
             """, "dimension 2 is counted from the start, but the value's number of dimensions is not known here");
 
         [Fact]
-        public void MP0014_APositiveReductionDimensionOnAValueOfUnknownRank() => Expect("MP0014", """
-            [ParallelModule]
-            public sealed partial class Block : nn.Module<Tensor, Tensor>
-            {
-                [ColumnParallel] private readonly Linear up;
-                [RowParallel] private readonly Linear down;
-                public Block() : base("Block") { up = nn.Linear(4, 8); down = nn.Linear(8, 4); RegisterComponents(); }
-                public override Tensor forward(Tensor x)
-                {
-                    var h = up.forward(x);
-                    return down.forward(h - [|h.sum(1, keepdim: true)|]);
-                }
-            }
+        public void MP0014_APositiveReductionDimensionOnAValueOfUnknownRank() => ExpectInForward("MP0014", """
+            return down.forward(h - [|h.sum(1, keepdim: true)|]);
             """, "dimension 1 is counted from the start");
 
         [Fact]
-        public void MP0014_APositiveChunkDimensionOnAValueOfUnknownRank() => Expect("MP0014", """
-            [ParallelModule]
-            public sealed partial class Block : nn.Module<Tensor, Tensor>
-            {
-                [ColumnParallel] private readonly Linear up;
-                [RowParallel] private readonly Linear down;
-                public Block() : base("Block") { up = nn.Linear(4, 8); down = nn.Linear(8, 4); RegisterComponents(); }
-                public override Tensor forward(Tensor x)
-                {
-                    var h = up.forward(x);
-                    var parts = [|h.chunk(2, 1)|];
-                    return down.forward(parts[0]);
-                }
-            }
+        public void MP0014_APositiveChunkDimensionOnAValueOfUnknownRank() => ExpectInForward("MP0014", """
+            var parts = [|h.chunk(2, 1)|];
+            return down.forward(parts[0]);
             """, "dimension 1 is counted from the start");
 
         [Fact]
-        public void MP0014_TheSizeOfTheShardedDimensionReadFromTheEnd() => Expect("MP0014", """
-            [ParallelModule]
-            public sealed partial class Block : nn.Module<Tensor, Tensor>
-            {
-                [ColumnParallel] private readonly Linear up;
-                [RowParallel] private readonly Linear down;
-                public Block() : base("Block") { up = nn.Linear(4, 8); down = nn.Linear(8, 4); RegisterComponents(); }
-                public override Tensor forward(Tensor x)
-                {
-                    var h = up.forward(x);
-                    long features = [|h.shape[^1]|];
-                    return down.forward(h) * features;
-                }
-            }
+        public void MP0014_TheSizeOfTheShardedDimensionReadFromTheEnd() => ExpectInForward("MP0014", """
+            long features = [|h.shape[^1]|];
+            return down.forward(h) * features;
             """, "reads the size of the sharded dimension: on each rank it is the local shard's");
 
         [Fact]
-        public void MP0014_ASizeReadWithAnIndexTheWalkCannotPlace() => Expect("MP0014", """
-            [ParallelModule]
-            public sealed partial class Block : nn.Module<Tensor, Tensor>
-            {
-                [ColumnParallel] private readonly Linear up;
-                [RowParallel] private readonly Linear down;
-                public Block() : base("Block") { up = nn.Linear(4, 8); down = nn.Linear(8, 4); RegisterComponents(); }
-                public override Tensor forward(Tensor x)
-                {
-                    var h = up.forward(x);
-                    int k = (int)x.shape[0];
-                    long size = [|h.shape[k]|];
-                    return down.forward(h) * size;
-                }
-            }
+        public void MP0014_ASizeReadWithAnIndexTheWalkCannotPlace() => ExpectInForward("MP0014", """
+            int k = (int)x.shape[0];
+            long size = [|h.shape[k]|];
+            return down.forward(h) * size;
             """, "reads a size whose dimension the walk cannot place");
 
         [Fact]
-        public void MP0014_SizeOfTheShardedDimension() => Expect("MP0014", """
-            [ParallelModule]
-            public sealed partial class Block : nn.Module<Tensor, Tensor>
-            {
-                [ColumnParallel] private readonly Linear up;
-                [RowParallel] private readonly Linear down;
-                public Block() : base("Block") { up = nn.Linear(4, 8); down = nn.Linear(8, 4); RegisterComponents(); }
-                public override Tensor forward(Tensor x)
-                {
-                    var h = up.forward(x);
-                    long features = [|h.size(-1)|];
-                    return down.forward(h) * features;
-                }
-            }
+        public void MP0014_SizeOfTheShardedDimension() => ExpectInForward("MP0014", """
+            long features = [|h.size(-1)|];
+            return down.forward(h) * features;
             """, "reads the size of the sharded dimension");
 
         [Fact]
@@ -631,6 +565,25 @@ namespace ModelParallel.Generators.Tests
                 public override Tensor forward(Tensor x) => [|down.forward(x)|];
             }
             """, "a local slice (R -> S(-1)) inserted for the replicated input of RowParallel 'down'", DiagnosticSeverity.Info);
+
+        /// <summary>
+        /// <see cref="Expect"/> on the usual block (ColumnParallel <c>up</c> 4 → 8, RowParallel <c>down</c> 8 → 4) whose
+        /// forward starts with <c>var h = up.forward(x);</c> (h is S(-1), of unknown rank) and goes on with <paramref name="body"/>.
+        /// </summary>
+        private static void ExpectInForward(string id, string body, string messagePart) => Expect(id, $$"""
+            [ParallelModule]
+            public sealed partial class Block : nn.Module<Tensor, Tensor>
+            {
+                [ColumnParallel] private readonly Linear up;
+                [RowParallel] private readonly Linear down;
+                public Block() : base("Block") { up = nn.Linear(4, 8); down = nn.Linear(8, 4); RegisterComponents(); }
+                public override Tensor forward(Tensor x)
+                {
+                    var h = up.forward(x);
+                    {{body}}
+                }
+            }
+            """, messagePart);
 
         private static void Expect(string id, string markup, string messagePart, DiagnosticSeverity severity = DiagnosticSeverity.Error)
         {
