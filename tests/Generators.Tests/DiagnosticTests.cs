@@ -177,26 +177,15 @@ namespace ModelParallel.Generators.Tests
         [Fact]
         public void MP0014_ASubModulesShardedOutputTakenForAWholeOne()
         {
-            var source = Samples.Usings + """
-                namespace Sample
+            var source = WithHead(4, """
+                [ParallelModule]
+                public sealed partial class Block : nn.Module<Tensor, Tensor>
                 {
-                    [ParallelModule]
-                    public sealed partial class Head : nn.Module<Tensor, Tensor>
-                    {
-                        [ColumnParallel] private readonly Linear up;
-                        public Head() : base("Head") { up = nn.Linear(4, 4); RegisterComponents(); }
-                        public override Tensor forward(Tensor x) => up.forward(x);
-                    }
-
-                    [ParallelModule]
-                    public sealed partial class Block : nn.Module<Tensor, Tensor>
-                    {
-                        private readonly Head head;
-                        public Block() : base("Block") { head = new Head(); RegisterComponents(); }
-                        public override Tensor forward(Tensor x) => x + head.forward(x);
-                    }
+                    private readonly Head head;
+                    public Block() : base("Block") { head = new Head(); RegisterComponents(); }
+                    public override Tensor forward(Tensor x) => x + head.forward(x);
                 }
-                """;
+                """);
             var diagnostic = Assert.Single(GeneratorHarness.Analyze(("Block.cs", source)));
             Assert.Equal("MP0014", diagnostic.Id);
             Assert.Contains("'x + head.forward(x)': on a value placed S(-1)", diagnostic.GetMessage());
@@ -206,27 +195,16 @@ namespace ModelParallel.Generators.Tests
         [Fact]
         public void ASubModulesShardedOutputFeedsARowParallelLayerWithNoResharding()
         {
-            var source = Samples.Usings + """
-                namespace Sample
+            var source = WithHead(8, """
+                [ParallelModule]
+                public sealed partial class Block : nn.Module<Tensor, Tensor>
                 {
-                    [ParallelModule]
-                    public sealed partial class Head : nn.Module<Tensor, Tensor>
-                    {
-                        [ColumnParallel] private readonly Linear up;
-                        public Head() : base("Head") { up = nn.Linear(4, 8); RegisterComponents(); }
-                        public override Tensor forward(Tensor x) => up.forward(x);
-                    }
-
-                    [ParallelModule]
-                    public sealed partial class Block : nn.Module<Tensor, Tensor>
-                    {
-                        private readonly Head head;
-                        [RowParallel] private readonly Linear down;
-                        public Block() : base("Block") { head = new Head(); down = nn.Linear(8, 4); RegisterComponents(); }
-                        public override Tensor forward(Tensor x) => x + down.forward(head.forward(x));
-                    }
+                    private readonly Head head;
+                    [RowParallel] private readonly Linear down;
+                    public Block() : base("Block") { head = new Head(); down = nn.Linear(8, 4); RegisterComponents(); }
+                    public override Tensor forward(Tensor x) => x + down.forward(head.forward(x));
                 }
-                """;
+                """);
             // Before the boundary was crossed, head's output was taken for R: a slice was inserted before down (MP0016).
             Assert.Empty(GeneratorHarness.Analyze(("Block.cs", source)));
             var (result, _) = GeneratorHarness.Run(("Block.cs", source));
@@ -565,6 +543,22 @@ namespace ModelParallel.Generators.Tests
                 public override Tensor forward(Tensor x) => [|down.forward(x)|];
             }
             """, "a local slice (R -> S(-1)) inserted for the replicated input of RowParallel 'down'", DiagnosticSeverity.Info);
+
+        /// <summary>A sub-module <c>Head</c> (ColumnParallel 4 → <paramref name="headOut"/>, returning S(-1)) beside <paramref name="block"/>.</summary>
+        private static string WithHead(int headOut, string block) => Samples.Usings + $$"""
+            namespace Sample
+            {
+                [ParallelModule]
+                public sealed partial class Head : nn.Module<Tensor, Tensor>
+                {
+                    [ColumnParallel] private readonly Linear up;
+                    public Head() : base("Head") { up = nn.Linear(4, {{headOut}}); RegisterComponents(); }
+                    public override Tensor forward(Tensor x) => up.forward(x);
+                }
+
+            {{block}}
+            }
+            """;
 
         /// <summary>
         /// <see cref="Expect"/> on the usual block (ColumnParallel <c>up</c> 4 → 8, RowParallel <c>down</c> 8 → 4) whose
