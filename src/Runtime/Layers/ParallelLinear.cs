@@ -75,7 +75,7 @@ namespace ModelParallel.Layers
                 var hint = input.shape[^1] == local * context.Mesh.Tp
                     ? " It got the whole dimension: a RowParallel layer expects the output of a ColumnParallel layer (Shard(-1)), not a replicated tensor."
                     : "";
-                throw new ArgumentException(
+                throw new PartitionException(
                     $"Layer '{layer}' (RowParallel): input dimension -1 has size {input.shape[^1]}, expected the local shard size {local} (in_features {local * context.Mesh.Tp} / tp {context.Mesh.Tp}, {context.Mesh}).{hint}");
             }
             var partial = torch.nn.functional.linear(input, context.Tapped(self.weight)!, null);

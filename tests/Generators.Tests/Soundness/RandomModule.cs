@@ -37,6 +37,7 @@ namespace ModelParallel.Generators.Tests.Soundness
             var body = new List<string>();
             var values = new List<(string Name, int Size)> { ("x", Features) };
             var layers = new List<(string Name, int In, int Out)>();
+            var children = new List<string>();
             int steps = random.Next(2, 7);
             for (int step = 0; step < steps; step++)
             {
@@ -45,8 +46,22 @@ namespace ModelParallel.Generators.Tests.Soundness
                 string next = $"h{step}";
                 string expression;
                 int nextSize = size;
-                switch (random.Next(10))
+                switch (random.Next(11))
                 {
+                    case 10:
+                    {
+                        // A [ParallelModule] sub-module: its forward returns S(-1) (a ColumnParallel layer last) or R.
+                        var child = $"{name}Child{children.Count}";
+                        int hidden = Sizes[random.Next(Sizes.Length)];
+                        bool sharded = random.Next(2) == 0;
+                        children.Add(ChildSource(child, size, hidden, sharded));
+                        var field = $"c{children.Count - 1}";
+                        fields.Add($"private readonly {child} {field};");
+                        builds.Add($"{field} = new {child}();");
+                        expression = $"{field}.forward({value})";
+                        nextSize = sharded ? hidden : size;
+                        break;
+                    }
                     case 0 or 1 or 2 or 3:
                     {
                         // A layer call: a new layer, or (sometimes) one already built with a matching input size.
@@ -112,7 +127,30 @@ namespace ModelParallel.Generators.Tests.Soundness
             foreach (var line in body) source.AppendLine($"            {line}");
             source.AppendLine("        }");
             source.AppendLine("    }");
+            foreach (var child in children) source.Append(child);
             return new RandomModule(name, source.ToString());
+        }
+
+        /// <summary>A sub-module: ColumnParallel up (in → hidden), then, unless it returns sharded, RowParallel down (hidden → in).</summary>
+        private static string ChildSource(string name, int size, int hidden, bool sharded)
+        {
+            var source = new StringBuilder();
+            source.AppendLine("    [ParallelModule]");
+            source.AppendLine($"    public sealed partial class {name} : nn.Module<Tensor, Tensor>");
+            source.AppendLine("    {");
+            source.AppendLine("        [ColumnParallel] private readonly Linear up;");
+            if (!sharded) source.AppendLine("        [RowParallel] private readonly Linear down;");
+            source.AppendLine($"        public {name}() : base(\"{name}\")");
+            source.AppendLine("        {");
+            source.AppendLine($"            up = nn.Linear({size}, {hidden});");
+            if (!sharded) source.AppendLine($"            down = nn.Linear({hidden}, {size});");
+            source.AppendLine("            RegisterComponents();");
+            source.AppendLine("        }");
+            source.AppendLine(sharded
+                ? "        public override Tensor forward(Tensor x) => nn.functional.gelu(up.forward(x));"
+                : "        public override Tensor forward(Tensor x) => down.forward(nn.functional.gelu(up.forward(x)));");
+            source.AppendLine("    }");
+            return source.ToString();
         }
     }
 }
