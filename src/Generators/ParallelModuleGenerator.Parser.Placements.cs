@@ -88,6 +88,7 @@ namespace ModelParallel.Generators
             private static string? ReturnedPlacement(INamedTypeSymbol module, SemanticModels models, CancellationToken cancellationToken)
             {
                 if (module.DeclaringSyntaxReferences.Length == 0 || !module.GetAttributes().Any(a => a.AttributeClass?.ToDisplayString() == ParallelModuleAttribute)) return null;
+                if (models.Returned.TryGetValue(module, out var known)) return known;
                 walking ??= new HashSet<ISymbol>(SymbolEqualityComparer.Default);
                 if (!walking.Add(module)) return null;
                 try
@@ -95,7 +96,7 @@ namespace ModelParallel.Generators
                     var ignored = new List<DiagnosticInfo>();
                     var facts = AnalyzePlacements(module, ReadLayers(module, ignored), DeclaredSizes(module), models, ignored, cancellationToken);
                     var returned = facts.Values.Where(v => v.Name == "(returned)").Select(v => v.Placement).Distinct().ToList();
-                    return returned.Count == 1 ? returned[0] : returned.Count == 0 ? null : "mixed";
+                    return models.Returned[module] = returned.Count == 1 ? returned[0] : returned.Count == 0 ? null : "mixed";
                 }
                 finally
                 {

@@ -293,6 +293,9 @@ namespace ModelParallel.Generators
             {
                 private readonly Dictionary<SyntaxTree, SemanticModel> models = new();
 
+                /// <summary>What each [ParallelModule] sub-module's forward returns, walked once per read of a class however often it is used.</summary>
+                public Dictionary<ISymbol, string?> Returned { get; } = new(SymbolEqualityComparer.Default);
+
                 public SemanticModel Of(SyntaxTree tree)
                 {
                     if (!models.TryGetValue(tree, out var model)) models[tree] = model = compilation.GetSemanticModel(tree);
