@@ -49,6 +49,12 @@ namespace ModelParallel.Tests
         public void PartialRowLayersOnReplicatedAndPartialInputsMatchOneDevice(int tp) =>
             Check(tp, () => new PlainPartialChain(Width), () => new PartialChain(Width), Width);
 
+        [Theory]
+        [InlineData(2)]
+        [InlineData(4)]
+        public void AHandWrittenRmsNormBeforeAPartitionedMlpMatchesOneDevice(int tp) =>
+            Check(tp, () => new PlainRmsNormBlock(Width, 4 * Width), () => new RmsNormBlock(Width, 4 * Width), Width);
+
         [Fact]
         public void PartialSumsAreReducedOnceWhereNeeded()
         {
