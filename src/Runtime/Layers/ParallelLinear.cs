@@ -127,7 +127,8 @@ namespace ModelParallel.Layers
         /// </summary>
         public static torch.Tensor RowForwardSlicedPartial(string layer, Linear self, torch.Tensor input)
         {
-            var context = RankContext.Current;
+            var context = LayerOwnership.ContextFor(layer, self, out var site);
+            using var scope = CollectiveSite.Enter(site);
             if (context is null || context.Mesh.Tp == 1) return RowForward(layer, self, input);
             return RowForwardPartial(layer, self, TensorParallel.ScatterToTensorParallel(input, context.TensorParallel, -1));
         }
@@ -138,7 +139,8 @@ namespace ModelParallel.Layers
         /// </summary>
         public static torch.Tensor RowForwardReduceScatteredPartial(string layer, Linear self, torch.Tensor input)
         {
-            var context = RankContext.Current;
+            var context = LayerOwnership.ContextFor(layer, self, out var site);
+            using var scope = CollectiveSite.Enter(site);
             if (context is null || context.Mesh.Tp == 1) return RowForward(layer, self, input);
             return RowForwardPartial(layer, self, TensorParallel.ReduceScatterToTensorParallel(input, context.TensorParallel, -1));
         }
