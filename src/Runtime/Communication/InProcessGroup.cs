@@ -76,7 +76,7 @@ namespace ModelParallel.Communication
                 {
                     abort.ThrowIfCancellationRequested();
                     ThrowIfAnyDeparted(rank, what);
-                    ThrowIfTimedOut(rank, what, started, Enumerable.Range(0, Size).Where(r => !present[r]));
+                    ThrowIfTimedOut(rank, what, started, awaited: null);
                     Monitor.Wait(gate, Poll);
                 }
             }
@@ -115,18 +115,20 @@ namespace ModelParallel.Communication
                     if (departed[source])
                         throw new CollectiveMismatchException(
                             $"Rank {WorldRanks[destination]} waits to receive (tag {tag}) from rank {WorldRanks[source]} in the {Name}, but rank {WorldRanks[source]} has finished without sending it.");
-                    ThrowIfTimedOut(destination, $"a receive (tag {tag}) from rank {WorldRanks[source]}", started, new[] { source });
+                    ThrowIfTimedOut(destination, $"a receive (tag {tag}) from rank {WorldRanks[source]}", started, awaited: source);
                     Monitor.Wait(gate, Poll);
                 }
             }
         }
 
         /// <summary>The watchdog: past the timeout, a report of where each rank the wait is for was, from its flight recorder.</summary>
-        private void ThrowIfTimedOut(int rank, string what, long started, IEnumerable<int> awaited)
+        /// <remarks><paramref name="awaited"/>: the one rank a receive waits for, or null for every rank not yet at the barrier.</remarks>
+        private void ThrowIfTimedOut(int rank, string what, long started, int? awaited)
         {
             var waited = System.Diagnostics.Stopwatch.GetElapsedTime(started);
             if (waited < timeout) return;
-            var others = string.Join("; ", awaited.Select(r => $"rank {WorldRanks[r]}: {recorders[WorldRanks[r]].Last()}"));
+            var missing = awaited is { } one ? new[] { one } : Enumerable.Range(0, Size).Where(r => !present[r]);
+            var others = string.Join("; ", missing.Select(r => $"rank {WorldRanks[r]}: {recorders[WorldRanks[r]].Last()}"));
             throw new CollectiveTimeoutException(
                 $"Rank {WorldRanks[rank]} waited {waited.TotalSeconds:F1} s in {what} on the {Name} (timeout {timeout.TotalSeconds:F0} s, RunOptions.CollectiveTimeout). "
                 + $"Not there: {others}. Where rank {WorldRanks[rank]} was: {recorders[WorldRanks[rank]].Report()}");
