@@ -13,7 +13,7 @@ namespace ModelParallel.Generators
             private const string Runtime = "global::ModelParallel.Layers.ParallelLinear";
 
             /// <summary>Names the generator and its version (the package's, set once in Directory.Build.props).</summary>
-            private static readonly string GeneratedCodeAttribute =
+            internal static readonly string GeneratedCodeAttribute =
                 $"[global::System.CodeDom.Compiler.GeneratedCode(\"ModelParallel.Generators\", \"{typeof(Emitter).Assembly.GetName().Version!.ToString(3)}\")]";
 
             public static void Emit(SourceProductionContext output, ModuleSpec module)

@@ -4,5 +4,6 @@ namespace ModelParallel.Generators
     internal static class TrackingNames
     {
         public const string ParallelModules = nameof(ParallelModules);
+        public const string OptimizerSteps = nameof(OptimizerSteps);
     }
 }

@@ -58,9 +58,66 @@ namespace ModelParallel.Tests
                     else tp.Send(torch.ones(8), 1);
                     tp.Barrier();
                     break;
+                case "receive-after-departure": // rank 1 sends one message and ends; rank 0 waits for a second
+                    if (odd) tp.Send(torch.ones(4), 0);
+                    else
+                    {
+                        tp.Receive(torch.empty(4), 1);
+                        tp.Receive(torch.empty(4), 1);
+                    }
+                    break;
                 default:
                     throw new ArgumentException($"unknown fault '{kind}'");
             }
+        }
+
+        /// <summary>
+        /// Trains one good Adam step, then rank 1 fails in the second (in forward, after backward, or with a collective
+        /// the others do not issue). Each rank prints a line after each step it completes: no rank may print one for
+        /// the second step, whose failure must leave every rank's parameters and optimizer state as they were.
+        /// </summary>
+        public static void TrainingFault(RankContext context, string kind)
+        {
+            var shape = new ModelShape(Features: 8, Width: 16, Hidden: 32, Outputs: 4, Depth: 2, Bias: true);
+            var model = new TestModel(shape);
+            var optimizer = torch.optim.Adam(model.parameters(), lr: 0.01);
+            for (int step = 0; step < 2; step++)
+            {
+                bool inject = context.Rank == 1 && step == 1;
+                optimizer.zero_grad();
+                if (inject && kind == "throw-in-forward") throw new InvalidOperationException("injected fault in forward on rank 1");
+                if (inject && kind == "extra-collective") context.TensorParallel.AllReduce(torch.ones(5));
+                var loss = nn.functional.mse_loss(model.forward(torch.ones(3, shape.Features)), torch.zeros(3, shape.Outputs));
+                loss.backward();
+                if (inject && kind == "throw-after-backward")
+                {
+                    System.Threading.Thread.Sleep(200); // the other ranks are at their step by now
+                    throw new InvalidOperationException("injected fault after backward on rank 1");
+                }
+                optimizer.step();
+                Console.WriteLine($"rank {context.Rank} stepped {step}");
+                Console.Out.Flush();
+            }
+        }
+
+        /// <summary>A sender that ends its body before its messages are received: they still arrive, and the job succeeds.</summary>
+        public static void DepartedSender(RankContext context)
+        {
+            var tp = context.TensorParallel;
+            if (context.Rank == 1)
+            {
+                tp.Send(torch.full(4, 1f), 0, tag: 3);
+                tp.Send(torch.full(1 << 20, 2f), 0, tag: 5); // 4 MB: sent by rendezvous, not eagerly
+                return;
+            }
+            if (context.Rank != 0) return;
+            System.Threading.Thread.Sleep(500); // rank 1's departure notice is here long before the receives
+            var first = torch.empty(4);
+            var second = torch.empty(1 << 20);
+            tp.Receive(first, 1, tag: 3);
+            tp.Receive(second, 1, tag: 5);
+            Check(first.sum().item<float>() == 4 && second.sum().item<float>() == 2 * (1 << 20), "a departed sender's messages arrived intact");
+            Console.WriteLine("departed sender delivered");
         }
 
         public static void Collectives(RankContext context)

@@ -26,6 +26,13 @@ switch (args.FirstOrDefault())
         // fault KIND: a mistake only one rank makes; the job must fail naming it, never hang or finish.
         Ranks.Run(new MeshShape(tp: world), context => MpiScenarios.Fault(context, args[1]));
         break;
+    case "training-fault":
+        // training-fault KIND: rank 1 fails in the second training step; no rank may complete that step.
+        Ranks.Run(world == 4 ? new MeshShape(dp: 2, tp: 2) : new MeshShape(tp: world), context => MpiScenarios.TrainingFault(context, args[1]));
+        break;
+    case "departed-sender":
+        Ranks.Run(new MeshShape(tp: world), MpiScenarios.DepartedSender);
+        break;
     case "stall":
         // One process stops (SIGSTOP) before its second collective; the others' watchdog must end the job.
         Ranks.Run(new MeshShape(tp: world), context =>
@@ -56,7 +63,7 @@ switch (args.FirstOrDefault())
         MpiScenarios.PipelineEquivalence(new MeshShape(dp: int.Parse(args[1]), pp: int.Parse(args[2]), tp: int.Parse(args[3])), args[4], int.Parse(args[5]));
         break;
     default:
-        Console.Error.WriteLine("usage: ModelParallel.Mpi.Host collectives | fail | indivisible | fault KIND | stall | mismatch | equivalence DP TP | pipeline DP PP TP SCHEDULE M  (under mpiexec)");
+        Console.Error.WriteLine("usage: ModelParallel.Mpi.Host collectives | fail | indivisible | fault KIND | training-fault KIND | departed-sender | stall | mismatch | equivalence DP TP | pipeline DP PP TP SCHEDULE M  (under mpiexec)");
         return 2;
 }
 return 0;

@@ -71,6 +71,8 @@ namespace ModelParallel.Tests
         [InlineData(2, "early", "rank 0: AllReduce #0 of float32[4] (Sum); rank 1: finished its body")]
         [InlineData(2, "receive-longer", "receives float32[8] (32 bytes) from rank 0 (tag 0), but the message has 16 bytes")]
         [InlineData(2, "receive-shorter", "receives float32[4] (16 bytes) from rank 0 (tag 0), but the message is longer")]
+        [InlineData(2, "receive-after-departure", "Rank 0 of the tp communicator waits for a receive (tag 0) from rank 1, but rank 1 has finished its body after sending it 1 message(s), all received")]
+        [InlineData(4, "receive-after-departure", "Rank 0 of the tp communicator waits for a receive (tag 0) from rank 1, but rank 1 has finished its body after sending it 1 message(s), all received")]
         [InlineData(4, "operation", "rank 0: AllReduce #0 of float32[4] (Sum); rank 1: AllGather #0 of float32[4] (dim 0)")]
         [InlineData(4, "skip", "rank 0: AllReduce #0 of float32[3, 8] (Sum) at 'ModelParallel.Tests.Models.TestBlock.down #1'; rank 1: AllReduce #0 of float32[3, 8] (Sum) at 'ModelParallel.Tests.Models.TestBlock.down #3'")]
         [InlineData(4, "early", "rank 0: AllReduce #0 of float32[4] (Sum); rank 1: finished its body")]
@@ -81,6 +83,33 @@ namespace ModelParallel.Tests
             Assert.True(job.Elapsed < TimeSpan.FromSeconds(20), $"took {job.Elapsed}");
             Assert.Contains("ModelParallel: rank ", job.Output);
             Assert.Contains(expected, job.Output);
+        }
+
+        [Theory]
+        [InlineData(2, "throw-in-forward", "InvalidOperationException: injected fault in forward on rank 1")]
+        [InlineData(2, "throw-after-backward", "InvalidOperationException: injected fault after backward on rank 1")]
+        [InlineData(2, "extra-collective", "CollectiveMismatchException")]
+        [InlineData(4, "throw-after-backward", "InvalidOperationException: injected fault after backward on rank 1")]
+        [InlineData(4, "extra-collective", "CollectiveMismatchException")]
+        public void AFaultInATrainingStepEndsTheJobBeforeAnyRankCompletesTheStep(int processes, string fault, string expected)
+        {
+            var job = MpiJob.Run(processes, $"training-fault {fault}");
+            Assert.True(job.ExitCode != 0, $"exit code 0 after a '{fault}' fault:\n{job.Output}");
+            Assert.True(job.Elapsed < TimeSpan.FromSeconds(20), $"took {job.Elapsed}");
+            Assert.Contains(expected, job.Output);
+            for (int rank = 0; rank < processes; rank++) Assert.Contains($"rank {rank} stepped 0", job.Output);
+            // The failed step changed no rank's parameters or optimizer state: no rank got past its optimizer.step().
+            Assert.DoesNotContain("stepped 1", job.Output);
+        }
+
+        [Theory]
+        [InlineData(2)]
+        [InlineData(4)]
+        public void MessagesOfASenderThatHasEndedItsBodyStillArrive(int processes)
+        {
+            var job = MpiJob.Run(processes, "departed-sender");
+            Assert.True(job.ExitCode == 0, job.Output);
+            Assert.Contains("departed sender delivered", job.Output);
         }
 
         [Fact]

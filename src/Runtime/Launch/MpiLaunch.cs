@@ -116,6 +116,7 @@ namespace ModelParallel
                 return;
             }
             foreach (var departure in pending) departure!.Complete();
+            foreach (var communicator in communicators) communicator.FinishDeparture();
         }
 
         private static int LocalRank() =>

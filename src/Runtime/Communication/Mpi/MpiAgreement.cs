@@ -104,8 +104,10 @@ namespace ModelParallel.Communication.Mpi
         /// The watchdog under MPI: polls <paramref name="request"/> until it completes, or fails after the timeout with this
         /// rank's flight recorder (each process reports its own; the others' reports are in their output). Returns the
         /// request's MPI code: an error of the operation itself (a truncated message) is the caller's to describe.
+        /// <paramref name="abandoned"/>, polled with the clock, gives a reason the request can never complete (its sender
+        /// has departed), which fails it at once.
         /// </summary>
-        public static int WaitOrTimeOut(int* request, string communicator, FlightRecorder recorder, TimeSpan timeout, string what, int* status = null)
+        public static int WaitOrTimeOut(int* request, string communicator, FlightRecorder recorder, TimeSpan timeout, string what, int* status = null, Func<string?>? abandoned = null)
         {
             long started = System.Diagnostics.Stopwatch.GetTimestamp();
             int done = 0;
@@ -115,6 +117,7 @@ namespace ModelParallel.Communication.Mpi
                 if (code != MPI.Unsafe.MPI_SUCCESS || done != 0) return code;
                 // The clock is read every 256 polls; a poll of a pending shared-memory request costs tens of nanoseconds.
                 if ((polls & 255) != 255) continue;
+                if (abandoned?.Invoke() is { } reason) throw new CollectiveMismatchException(reason);
                 var waited = System.Diagnostics.Stopwatch.GetElapsedTime(started);
                 if (waited >= timeout)
                     throw new CollectiveTimeoutException(

@@ -22,6 +22,7 @@ namespace ModelParallel.Communication.Mpi
         private int[] blockCounts = Array.Empty<int>(); // MPI_Reduce_scatter's counts, reused while the block size stays
 
         private readonly MpiAgreement? agreement;
+        private readonly MpiDepartureNotices? notices;
 
         private readonly FlightRecorder recorder;
         private readonly TimeSpan timeout;
@@ -38,10 +39,25 @@ namespace ModelParallel.Communication.Mpi
             Rank = rank;
             Size = size;
             agreement = check ? new MpiAgreement(handle, name, worldRank, size, recorder, timeout) : null;
+            notices = check ? new MpiDepartureNotices(handle, name, rank, size) : null;
         }
 
-        /// <summary>Posts this rank's departure on the communicator (its body has ended); null when collectives are not checked.</summary>
-        internal MpiAgreement.PendingDeparture? PostDeparture() => agreement?.PostDeparture();
+        /// <summary>
+        /// Posts this rank's departure on the communicator (its body has ended): a notice to each peer for its receives,
+        /// then the departure all-gather for its collectives. Null when collectives are not checked.
+        /// </summary>
+        internal MpiAgreement.PendingDeparture? PostDeparture()
+        {
+            notices?.Post();
+            return agreement?.PostDeparture();
+        }
+
+        /// <summary>After every rank has departed: the peers' notices are taken and this rank's sends completed.</summary>
+        internal void FinishDeparture()
+        {
+            notices?.Finish();
+            CompleteSends(wait: true);
+        }
 
         /// <summary>For messages: "tp communicator".</summary>
         public string Name { get; }
@@ -218,6 +234,7 @@ namespace ModelParallel.Communication.Mpi
         /// </summary>
         public void Send(torch.Tensor tensor, int destination, int tag = 0)
         {
+            CheckTag(tag);
             CompleteSends(wait: false);
             using var noGrad = torch.no_grad();
             // Owned here until the send completes, whatever dispose scope the caller is in.
@@ -228,6 +245,13 @@ namespace ModelParallel.Communication.Mpi
                 MpiLibrary.Check(MpiLibrary.Isend((IntPtr)data, checked((int)copy.bytes.Length), MPI_BYTE, destination, tag, handle, r), $"MPI_Isend to rank {destination} on the {Name}");
             // libtorch storage does not move: the copy stays valid until its request completes.
             pendingSends.Add((request, copy));
+            notices?.Sent(destination);
+        }
+
+        private static void CheckTag(int tag)
+        {
+            if (tag < 0 || tag >= MpiDepartureNotices.Tag)
+                throw new ArgumentOutOfRangeException(nameof(tag), tag, $"Message tags run from 0 to {MpiDepartureNotices.Tag - 1}; {MpiDepartureNotices.Tag} is reserved for departure notices.");
         }
 
         private void CompleteSends(bool wait)
@@ -250,6 +274,7 @@ namespace ModelParallel.Communication.Mpi
         /// <inheritdoc/>
         public void Receive(torch.Tensor into, int source, int tag = 0)
         {
+            CheckTag(tag);
             CompleteSends(wait: false);
             using var noGrad = torch.no_grad();
             var work = into.is_contiguous() ? into : into.contiguous();
@@ -260,9 +285,12 @@ namespace ModelParallel.Communication.Mpi
             fixed (byte* data = work.bytes)
             {
                 MpiLibrary.Check(MpiLibrary.Irecv((IntPtr)data, expected, MPI_BYTE, source, tag, handle, request), $"MPI_Irecv from rank {source}", Name);
-                code = MpiAgreement.WaitOrTimeOut(request, Name, recorder, timeout, $"a receive (tag {tag}) from rank {source}", status);
+                var awaited = $"a receive (tag {tag}) from rank {source}";
+                code = MpiAgreement.WaitOrTimeOut(request, Name, recorder, timeout, awaited, status,
+                    notices is null ? null : () => notices.Unreachable(source, awaited));
             }
             recorder.End(recording);
+            notices?.Received(source);
             MpiLibrary.GetCount(status, MPI_BYTE, &received);
             // A longer message is MPI's truncation error, a shorter one no error at all: both would leave garbage.
             if (code != MPI_SUCCESS || received != expected)

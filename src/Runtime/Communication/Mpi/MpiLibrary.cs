@@ -60,6 +60,9 @@ namespace ModelParallel.Communication.Mpi
         /// <summary>MPI_Irecv(buf, count, datatype, source, tag, comm, request*): receives are polled, so the watchdog can end them.</summary>
         public static unsafe delegate* unmanaged<IntPtr, int, int, int, int, int, int*, int> Irecv { get; private set; }
 
+        /// <summary>MPI_Iprobe(source, tag, comm, flag*, status*): whether a message is waiting, without receiving it.</summary>
+        public static unsafe delegate* unmanaged<int, int, int, int*, IntPtr, int> Iprobe { get; private set; }
+
         /// <summary>MPI_Get_count(status*, datatype, count*).</summary>
         public static unsafe delegate* unmanaged<int*, int, int*, int> GetCount { get; private set; }
 
@@ -80,6 +83,7 @@ namespace ModelParallel.Communication.Mpi
             Test = (delegate* unmanaged<int*, int*, IntPtr, int>)NativeLibrary.GetExport(handle, "MPI_Test");
             Iallgather = (delegate* unmanaged<IntPtr, int, int, IntPtr, int, int, int, int*, int>)NativeLibrary.GetExport(handle, "MPI_Iallgather");
             Irecv = (delegate* unmanaged<IntPtr, int, int, int, int, int, int*, int>)NativeLibrary.GetExport(handle, "MPI_Irecv");
+            Iprobe = (delegate* unmanaged<int, int, int, int*, IntPtr, int>)NativeLibrary.GetExport(handle, "MPI_Iprobe");
             GetCount = (delegate* unmanaged<int*, int, int*, int>)NativeLibrary.GetExport(handle, "MPI_Get_count");
             CommSetErrhandler = (delegate* unmanaged<int, int, int>)NativeLibrary.GetExport(handle, "MPI_Comm_set_errhandler");
         }

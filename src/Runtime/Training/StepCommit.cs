@@ -1,0 +1,35 @@
+using System;
+using System.ComponentModel;
+using ModelParallel.Communication;
+using TorchSharp;
+
+namespace ModelParallel
+{
+    /// <summary>
+    /// The commit point of a training step. The generator routes every <c>optimizer.step()</c> call of a project that
+    /// references ModelParallel through <see cref="Step"/>: inside a run on more than one rank, every rank first meets
+    /// the others at a barrier on the world communicator, and only then changes its parameters. A rank that has failed
+    /// never arrives, so the barrier fails on every other rank (the in-process group is aborted, or MPI_Abort ends the
+    /// job) and no rank's parameters or optimizer state change after a failure anywhere in the step.
+    /// Outside a run, or on one rank, it is <c>optimizer.step()</c> itself.
+    /// </summary>
+    [EditorBrowsable(EditorBrowsableState.Never)]
+    public static class StepCommit
+    {
+        /// <summary>Agrees with every rank that none has failed, then runs <paramref name="optimizer"/>'s step.</summary>
+        /// <param name="optimizer">The optimizer whose step the user called.</param>
+        /// <param name="closure">The closure the user passed to <c>step</c>, or null.</param>
+        /// <param name="site">Where the user called it ("Program.cs(31,9)"); part of the barrier's signature.</param>
+        public static torch.Tensor Step(torch.optim.Optimizer optimizer, Func<torch.Tensor>? closure, string site)
+        {
+            ArgumentNullException.ThrowIfNull(optimizer);
+            if (RankContext.Current is { } context && context.Mesh.World > 1)
+            {
+                // A backward that failed on this rank is final: report it here rather than step on what it left.
+                context.ThrowIfDeferredFailure();
+                using (CollectiveSite.Enter($"optimizer.step() at {site}")) context.World.Barrier();
+            }
+            return optimizer.step(closure!);
+        }
+    }
+}

@@ -1,0 +1,63 @@
+using System.Collections.Immutable;
+using System.Linq;
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CSharp;
+using Xunit;
+
+namespace ModelParallel.Generators.Tests
+{
+    /// <summary>Every optimizer.step() call is routed through the commit point; nothing else called step is.</summary>
+    [Trait("Category", "Generator")]
+    public sealed class OptimizerStepTests
+    {
+        private const string Loop = Samples.Usings + """
+            namespace Sample
+            {
+                public static class Training
+                {
+                    public static void Steps(nn.Module<Tensor, Tensor> model, optim.Optimizer any, optim.lr_scheduler.LRScheduler schedule)
+                    {
+                        var adam = optim.Adam(model.parameters());
+                        adam.step();
+                        any.step(() => torch.zeros(1));
+                        schedule.step(); // a learning-rate scheduler's step changes no parameter: not intercepted
+                        System.Func<System.Func<Tensor>, Tensor> group = adam.step; // not a call: nothing to intercept
+                    }
+                }
+            }
+            """;
+
+        [Fact]
+        public void EveryOptimizerStepCallIsInterceptedAndTheGeneratedFileMatchesTheApprovedOne()
+        {
+            var (sources, diagnostics) = Run(GeneratorHarness.References.Value);
+            Assert.Empty(diagnostics.Where(d => d.Severity >= DiagnosticSeverity.Warning));
+            var source = Assert.Single(sources);
+            Assert.Equal("ModelParallel.OptimizerSteps.g.cs", source.HintName);
+            var text = source.SourceText.ToString();
+            Assert.Equal(2, text.Split("[global::System.Runtime.CompilerServices.InterceptsLocation(").Length - 1);
+            Assert.Contains("global::ModelParallel.StepCommit.Step(self, closure, \"Loop.cs(12,13)\")", text);
+            Assert.Contains("global::ModelParallel.StepCommit.Step(self, closure, \"Loop.cs(13,13)\")", text);
+            Snapshot.Match("OptimizerSteps", text);
+        }
+
+        [Fact]
+        public void AProjectWithoutTheRuntimeGetsNoInterceptors()
+        {
+            var withoutRuntime = GeneratorHarness.References.Value
+                .Where(r => !(r.Display ?? "").EndsWith("ModelParallel.Runtime.dll", System.StringComparison.Ordinal)).ToImmutableArray();
+            var (sources, _) = Run(withoutRuntime);
+            Assert.Empty(sources);
+        }
+
+        private static (ImmutableArray<GeneratedSourceResult> Sources, ImmutableArray<Diagnostic> Diagnostics) Run(ImmutableArray<MetadataReference> references)
+        {
+            var compilation = CSharpCompilation.Create("Sample",
+                new[] { CSharpSyntaxTree.ParseText(Loop, GeneratorHarness.ParseOptions, "Loop.cs") }, references,
+                new CSharpCompilationOptions(OutputKind.DynamicallyLinkedLibrary, nullableContextOptions: NullableContextOptions.Enable));
+            var driver = CSharpGeneratorDriver.Create(new[] { new OptimizerStepGenerator().AsSourceGenerator() }, parseOptions: GeneratorHarness.ParseOptions)
+                .RunGeneratorsAndUpdateCompilation(compilation, out var output, out _);
+            return (driver.GetRunResult().Results.Single().GeneratedSources, output.GetDiagnostics());
+        }
+    }
+}
