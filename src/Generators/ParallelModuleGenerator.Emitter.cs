@@ -91,6 +91,16 @@ namespace ModelParallel.Generators
                 w.Line("/// <summary>Placements of this module's own layer parameters over the tp axis (generated).</summary>");
                 w.Line(GeneratedCodeAttribute);
                 w.Line("global::System.Collections.Generic.IReadOnlyList<global::ModelParallel.ParameterPlacement> global::ModelParallel.IPartitionedModule.ParameterPlacements => __parameterPlacements;");
+                var returned = module.Values.Where(v => v.Name == "(returned)").Select(v => v.Placement).Distinct().ToList();
+                var output = returned.Count != 1 ? null
+                    : returned[0] == "R" ? "global::ModelParallel.Placement.Replicate"
+                    : returned[0].StartsWith("S(", StringComparison.Ordinal) ? $"global::ModelParallel.Placement.Shard({returned[0].Substring(2, returned[0].Length - 3)})" : null;
+                w.Line();
+                w.Line(output is null
+                    ? $"/// <summary>How forward's result lies over tp: not known to the placement walk ({(returned.Count == 0 ? "it returns no tensor it could place" : "its returns differ: " + string.Join(", ", returned))}).</summary>"
+                    : $"/// <summary>How forward's result lies over tp, from the placement walk: {returned[0]}.</summary>");
+                w.Line(GeneratedCodeAttribute);
+                w.Line($"global::ModelParallel.Placement? global::ModelParallel.IPartitionedModule.OutputPlacement => {output ?? "null"};");
                 w.Close();
                 foreach (var _ in module.ContainingTypes) w.Close();
                 if (module.Namespace is not null) w.Close();

@@ -15,7 +15,7 @@ namespace ModelParallel.Pipelining
     /// communicators alike, and with tp and dp: tp collectives run inside the layers; dp averaging (when a
     /// <see cref="DataParallel.DataParallelGradients"/> is attached) starts after the step's last forward.
     /// </summary>
-    public sealed class PipelineExecutor
+    public sealed partial class PipelineExecutor
     {
         private readonly torch.nn.Module<torch.Tensor, torch.Tensor> model;
         private readonly Func<torch.Tensor, torch.Tensor, torch.Tensor> loss;
@@ -23,10 +23,29 @@ namespace ModelParallel.Pipelining
         private readonly ICommunicator pipeline;
         private readonly int lastForward;
 
-        /// <summary>Validates <paramref name="schedule"/> against the mesh and the model's split; throws before any work when they disagree.</summary>
+        /// <summary>
+        /// Validates <paramref name="schedule"/> against the mesh and the model's split; throws before any work when they disagree.
+        /// <paramref name="loss"/> sees whole outputs: a model whose forward returns a tp shard (its generated
+        /// <see cref="IPartitionedModule.OutputPlacement"/> is a Shard) is refused at tp &gt; 1; give it a <see cref="Layers.VocabParallelLoss"/>.
+        /// </summary>
         public PipelineExecutor(torch.nn.Module<torch.Tensor, torch.Tensor> model, PipelineSchedule schedule, Func<torch.Tensor, torch.Tensor, torch.Tensor> loss)
+            : this(model, schedule, loss, shardedLoss: false)
+        {
+        }
+
+        /// <summary>
+        /// For a language model whose forward returns logits sharded on the vocabulary (S(-1)): the loss is computed on the
+        /// last stage over the shards, never gathering them. Refused when the model's output is not sharded on its last dimension.
+        /// </summary>
+        public PipelineExecutor(torch.nn.Module<torch.Tensor, torch.Tensor> model, PipelineSchedule schedule, Layers.VocabParallelLoss loss)
+            : this(model, schedule, (loss ?? throw new ArgumentNullException(nameof(loss))).Compute, shardedLoss: true)
+        {
+        }
+
+        private PipelineExecutor(torch.nn.Module<torch.Tensor, torch.Tensor> model, PipelineSchedule schedule, Func<torch.Tensor, torch.Tensor, torch.Tensor> loss, bool shardedLoss)
         {
             context = RankContext.Current ?? throw new InvalidOperationException("PipelineExecutor must be created inside Ranks.Run.");
+            CheckOutput(model, shardedLoss, context);
             if (schedule.Stages != context.Mesh.Pp)
                 throw new ArgumentException($"Schedule '{schedule.Name}' has {schedule.Stages} stages; the mesh has pp = {context.Mesh.Pp} ({context.Mesh}).", nameof(schedule));
             if (schedule.VirtualStages != context.Pipeline.VirtualStages)
@@ -167,6 +186,20 @@ namespace ModelParallel.Pipelining
             using var lossTensor = torch.tensor(new[] { last ? total : 0.0 }, device: context.Device);
             pipeline.Broadcast(lossTensor, lastStage % Schedule.Stages);
             return lossTensor.item<double>();
+        }
+
+        /// <summary>A loss for whole outputs must not see a shard, and a vocabulary-parallel loss needs one.</summary>
+        private static void CheckOutput(torch.nn.Module<torch.Tensor, torch.Tensor> model, bool shardedLoss, RankContext context)
+        {
+            var output = (model as IPartitionedModule)?.OutputPlacement;
+            bool sharded = output is { Kind: PlacementKind.Shard };
+            if (context.Mesh.Tp > 1 && sharded && !shardedLoss)
+                throw new PartitionException(
+                    $"'{model.GetType().FullName}' returns its output sharded over tp ({output}): each rank would give the loss its 1/{context.Mesh.Tp} slice, not the whole output ({context.Mesh}). "
+                    + "For logits sharded on the vocabulary, pass a VocabParallelLoss to PipelineExecutor; otherwise end forward with a layer that gives a whole output (RowParallel).");
+            if (shardedLoss && !(output is { Kind: PlacementKind.Shard, Dim: -1 } || (output is null && context.Mesh.Tp == 1)))
+                throw new PartitionException(
+                    $"VocabParallelLoss needs logits sharded on their last dimension (S(-1)); '{model.GetType().FullName}' returns {(output is { } o ? o.ToString() : "an output whose placement the generator could not prove")} ({context.Mesh}).");
         }
 
         private void Send(torch.Tensor tensor, PipelineAction a, Queue<torch.Tensor>[] local)

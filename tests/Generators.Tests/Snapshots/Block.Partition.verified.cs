@@ -24,6 +24,10 @@ namespace Sample
         /// <summary>Placements of this module's own layer parameters over the tp axis (generated).</summary>
         [global::System.CodeDom.Compiler.GeneratedCode("ModelParallel.Generators", "0.1.0")]
         global::System.Collections.Generic.IReadOnlyList<global::ModelParallel.ParameterPlacement> global::ModelParallel.IPartitionedModule.ParameterPlacements => __parameterPlacements;
+
+        /// <summary>How forward's result lies over tp, from the placement walk: R.</summary>
+        [global::System.CodeDom.Compiler.GeneratedCode("ModelParallel.Generators", "0.1.0")]
+        global::ModelParallel.Placement? global::ModelParallel.IPartitionedModule.OutputPlacement => global::ModelParallel.Placement.Replicate;
     }
 }
 

@@ -1,0 +1,37 @@
+using ModelParallel.Examples.Gpt.Model;
+
+namespace ModelParallel.Examples.Gpt.Training
+{
+    /// <summary>Everything a training run needs besides the data.</summary>
+    public sealed record TrainingOptions(GptConfig Config, MeshShape Mesh)
+    {
+        public string Schedule { get; init; } = "1f1b";
+        public int Microbatches { get; init; } = 2;
+        public int Steps { get; init; } = 100;
+        /// <summary>Sequences per dp rank per step (split into <see cref="Microbatches"/>).</summary>
+        public long Batch { get; init; } = 8;
+        public double LearningRate { get; init; } = 3e-3;
+        public int WarmupSteps { get; init; } = 10;
+        public int ValidateEvery { get; init; } = 25;
+        public int ValidationBatches { get; init; } = 4;
+        public int Seed { get; init; } = 1;
+        /// <summary>The vocabulary the embedding and head are built with; by default the config's padded for the mesh's tp.</summary>
+        public long? BuiltVocabulary { get; init; }
+
+        /// <summary>Chunks per pp rank: 2 for the interleaved schedule, else 1.</summary>
+        public int VirtualStages => Schedule == "interleaved" ? 2 : 1;
+
+        public long Vocabulary => BuiltVocabulary ?? Config.PaddedVocabulary(Mesh.Tp);
+
+        /// <summary>The learning rate at <paramref name="step"/>: linear warm-up, then cosine decay to a tenth.</summary>
+        public double LearningRateAt(int step)
+        {
+            if (step < WarmupSteps) return LearningRate * (step + 1) / WarmupSteps;
+            double progress = (double)(step - WarmupSteps) / System.Math.Max(1, Steps - WarmupSteps);
+            return LearningRate * (0.1 + 0.9 * 0.5 * (1 + System.Math.Cos(System.Math.PI * progress)));
+        }
+    }
+
+    /// <summary>What one step measured, reported by rank 0.</summary>
+    public sealed record StepReport(int Step, double TrainLoss, double? ValidationLoss, double Seconds, double TokensPerSecond, double ModelFlopsPerSecond, long[] RankBytes, long[] RankPeakResidentBytes);
+}
