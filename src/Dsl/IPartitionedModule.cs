@@ -19,5 +19,11 @@ namespace ModelParallel
         /// whole values (a loss, a metric) must not take a sharded result for a whole one.
         /// </summary>
         Placement? OutputPlacement { get; }
+
+        /// <summary>The fields marked [FirstStage]: modules only the first pipeline stage runs (empty without pipeline stages).</summary>
+        IReadOnlyList<string> FirstStageFields { get; }
+
+        /// <summary>The fields marked [LastStage]: modules only the last pipeline stage runs (empty without pipeline stages).</summary>
+        IReadOnlyList<string> LastStageFields { get; }
     }
 }

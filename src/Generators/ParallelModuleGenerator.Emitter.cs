@@ -101,6 +101,8 @@ namespace ModelParallel.Generators
                     : $"/// <summary>How forward's result lies over tp, from the placement walk: {returned[0]}.</summary>");
                 w.Line(GeneratedCodeAttribute);
                 w.Line($"global::ModelParallel.Placement? global::ModelParallel.IPartitionedModule.OutputPlacement => {output ?? "null"};");
+                WriteStageFields(w, "First", module.Pipeline?.First);
+                WriteStageFields(w, "Last", module.Pipeline?.Last);
                 w.Close();
                 foreach (var _ in module.ContainingTypes) w.Close();
                 if (module.Namespace is not null) w.Close();
@@ -115,6 +117,16 @@ namespace ModelParallel.Generators
                 LayerPlacement.Row => new[] { ("weight", "Shard(1)"), ("bias", "Replicate") },
                 _ => new[] { ("weight", "Replicate"), ("bias", "Replicate") },
             };
+
+            private static void WriteStageFields(SourceWriter w, string role, EquatableArray<string>? fields)
+            {
+                var names = fields?.ToList() ?? new System.Collections.Generic.List<string>();
+                w.Line();
+                w.Line($"/// <summary>Fields only the {role.ToLowerInvariant()} pipeline stage runs: {(names.Count == 0 ? "none" : string.Join(", ", names))}.</summary>");
+                w.Line(GeneratedCodeAttribute);
+                w.Line($"global::System.Collections.Generic.IReadOnlyList<string> global::ModelParallel.IPartitionedModule.{role}StageFields => "
+                    + (names.Count == 0 ? "global::System.Array.Empty<string>();" : $"new[] {{ {string.Join(", ", names.Select(n => $"\"{n}\""))} }};"));
+            }
 
             private static void WriteInterceptors(SourceWriter w, ModuleSpec module)
             {

@@ -8,7 +8,9 @@ namespace ModelParallel.Examples.Gpt.Model
     /// A GPT-2 block: pre-norm causal self-attention with a fused q/k/v projection, then a GELU MLP, each added to
     /// the residual stream. Partitioned Megatron-style by the attributes alone: q/k/v and the MLP's first layer are
     /// ColumnParallel (each tp rank holds its heads and its slice of the hidden layer), the two output projections
-    /// RowParallel; one all-reduce in forward and one in backward for each half.
+    /// RowParallel; one all-reduce in forward and one in backward for each half. Unlike GPT-2, q/k/v have no bias (as in
+    /// most current models): a key bias does not change attention, so its true gradient is zero and AdamW would turn
+    /// rounding noise in it into full-size steps.
     /// </summary>
     [ParallelModule]
     public sealed partial class GptBlock : nn.Module<Tensor, Tensor>
@@ -25,7 +27,7 @@ namespace ModelParallel.Examples.Gpt.Model
         public GptBlock(long width, long heads, long hidden) : base(nameof(GptBlock))
         {
             attentionNorm = nn.LayerNorm(width);
-            qkv = nn.Linear(width, 3 * width);
+            qkv = nn.Linear(width, 3 * width, hasBias: false);
             projection = nn.Linear(width, width);
             mlpNorm = nn.LayerNorm(width);
             up = nn.Linear(width, hidden);

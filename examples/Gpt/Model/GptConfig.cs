@@ -22,7 +22,7 @@ namespace ModelParallel.Examples.Gpt.Model
         public long Parameters(int tp)
         {
             long v = PaddedVocabulary(tp), w = Width;
-            long block = 2 * 2 * w + (3 * w * w + 3 * w) + (w * w + w) + (w * Hidden + Hidden) + (Hidden * w + w);
+            long block = 2 * 2 * w + 3 * w * w + (w * w + w) + (w * Hidden + Hidden) + (Hidden * w + w);
             return v * w + Context * w + Depth * block + 2 * w + w * v;
         }
 

@@ -51,6 +51,27 @@ namespace ModelParallel.Pipelining
             return context is not null && !Holds(context, role) ? torch.META : device;
         }
 
+        /// <summary>
+        /// Moves the [FirstStage] and [LastStage] sub-modules this rank does not run to the meta device. torch.nn layers
+        /// of those fields are built there already (their factories are intercepted); a sub-module of the user's own type
+        /// (constructed with <c>new</c>, which nothing intercepts) is built everywhere, and would otherwise stay behind as
+        /// an untrained copy with memory, exported as if it were the trained one.
+        /// </summary>
+        internal static void ReleaseOffStage(torch.nn.Module model, RankContext context)
+        {
+            if (model is not IPartitionedModule partitioned || context.Mesh.Pp == 1) return;
+            var children = model.named_children().ToDictionary(c => c.name, c => c.module);
+            foreach (var (fields, role) in new[] { (partitioned.FirstStageFields, PipelineRole.First), (partitioned.LastStageFields, PipelineRole.Last) })
+            {
+                if (Holds(context, role)) continue;
+                foreach (var field in fields)
+                {
+                    if (children.TryGetValue(field, out var child) && child.parameters().Any(p => p.device.type != DeviceType.META))
+                        child.to(torch.META);
+                }
+            }
+        }
+
         /// <summary>Whether this rank runs a layer of the given role (null: a layer of the block being built); never while validating a mesh.</summary>
         internal static bool Holds(RankContext context, PipelineRole? role) =>
             !context.Validating && context.Pipeline.OffStageDepth == 0 && role switch

@@ -46,6 +46,7 @@ namespace ModelParallel.Pipelining
         {
             context = RankContext.Current ?? throw new InvalidOperationException("PipelineExecutor must be created inside Ranks.Run.");
             CheckOutput(model, shardedLoss, context);
+            PipelineBuild.ReleaseOffStage(model, context);
             if (schedule.Stages != context.Mesh.Pp)
                 throw new ArgumentException($"Schedule '{schedule.Name}' has {schedule.Stages} stages; the mesh has pp = {context.Mesh.Pp} ({context.Mesh}).", nameof(schedule));
             if (schedule.VirtualStages != context.Pipeline.VirtualStages)
