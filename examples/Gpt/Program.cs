@@ -18,7 +18,7 @@ var tpOption = ExampleCommandLine.Count("--tp", 2, "Tensor-parallel ranks each l
 var scheduleOption = new Option<string>("--schedule") { Description = "Pipeline schedule: gpipe, 1f1b or interleaved (2 chunks per pp rank).", DefaultValueFactory = _ => "1f1b" };
 scheduleOption.AcceptOnlyFromAmong("gpipe", "1f1b", "interleaved");
 var microbatchesOption = ExampleCommandLine.Count("--microbatches", 2, "Micro-batches per step (must divide --batch).");
-var stepsOption = ExampleCommandLine.Count("--steps", 150, "Training steps.");
+var stepsOption = ExampleCommandLine.Count("--steps", 200, "Training steps.");
 var widthOption = ExampleCommandLine.Size("--width", 128, "Model width.");
 var depthOption = ExampleCommandLine.Count("--depth", 4, "Transformer blocks.");
 var headsOption = ExampleCommandLine.Size("--heads", 4, "Attention heads.");

@@ -32,6 +32,13 @@ namespace ModelParallel.Tests
         [InlineData("TransformerBlock", "--tp 16", "--heads 8 must be divisible by --tp 16")]
         [InlineData("TransformerBlock", "--heads 6", "--width 64 must be divisible by --heads 6.")]
         [InlineData("TransformerBlock", "--steps -1", "--steps must be at least 1; got -1.")]
+        [InlineData("Gpt", "--tp 3 --steps 200000", "--heads 4 must be divisible by --tp 3: each tp rank runs whole heads.")]
+        [InlineData("Gpt", "--depth 3 --steps 200000", "--depth 3 must be divisible by --pp 2 × 1 chunk(s) per rank")]
+        [InlineData("Gpt", "--schedule interleaved --depth 2", "--depth 2 gives fewer blocks than pipeline stages (--pp 2 × 2 chunk(s) per rank).")]
+        [InlineData("Gpt", "--batch 6 --microbatches 4", "--batch 6 must be divisible by --microbatches 4.")]
+        [InlineData("Gpt", "--lr -1", "--lr must be positive; got -1.")]
+        [InlineData("Gpt", "--corpus /nonexistent/text", "--corpus /nonexistent/text: no such file or folder.")]
+        [InlineData("Gpt", "--width 0", "--width must be at least 1; got 0.")]
         public void AMistakeIsOneLineAndExitCodeTwo(string example, string arguments, string expected)
         {
             var (exitCode, stdout, stderr) = Run("dotnet", $"\"{Dll(example)}\" {arguments}");
@@ -48,6 +55,7 @@ namespace ModelParallel.Tests
         [Theory]
         [InlineData("Mlp")]
         [InlineData("TransformerBlock")]
+        [InlineData("Gpt")]
         public void HelpListsTheOptionsAndSucceeds(string example)
         {
             var (exitCode, stdout, _) = Run("dotnet", $"\"{Dll(example)}\" --help");
