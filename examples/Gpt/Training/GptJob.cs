@@ -45,7 +45,11 @@ namespace ModelParallel.Examples.Gpt.Training
             var batches = new Batches(files.Train, files.Validation, options.Config.Context, options.Batch, options.Mesh.Dp, options.Seed);
             var training = new GptTraining(options);
             double initial = training.Validate(batches);
-            if (printer) reporter!.Say($"step 0: validation loss {initial:F3}");
+            if (printer)
+            {
+                reporter!.InitialValidation = initial;
+                reporter.Say($"step 0: validation loss {initial:F3}");
+            }
             double tokensPerStep = options.Batch * options.Mesh.Dp * options.Config.Context, flopsPerToken = options.Config.FlopsPerToken(options.Mesh.Tp);
             double validation = initial;
             for (int step = 0; step < options.Steps; step++)

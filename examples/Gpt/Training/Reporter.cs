@@ -38,6 +38,9 @@ namespace ModelParallel.Examples.Gpt.Training
 
         public List<StepReport> Reports { get; } = new();
 
+        /// <summary>The validation loss before the first step, the first point of the validation curve.</summary>
+        public double? InitialValidation { get; set; }
+
         /// <summary>Whether this process prints: the one with world rank 0 (threads: the only process).</summary>
         public static bool IsRankZeroProcess => (Environment.GetEnvironmentVariable("PMI_RANK") ?? "0") == "0";
 
@@ -104,10 +107,11 @@ namespace ModelParallel.Examples.Gpt.Training
             var train = plot.Add.Scatter(Reports.Select(r => (double)r.Step).ToArray(), Reports.Select(r => r.TrainLoss).ToArray());
             train.LegendText = "train";
             train.MarkerSize = 0;
-            var validated = Reports.Where(r => r.ValidationLoss is not null).ToList();
+            var validated = Reports.Where(r => r.ValidationLoss is not null).Select(r => (Step: (double)r.Step, Loss: r.ValidationLoss!.Value)).ToList();
+            if (InitialValidation is { } initial) validated.Insert(0, (0, initial));
             if (validated.Count > 0)
             {
-                var validation = plot.Add.Scatter(validated.Select(r => (double)r.Step).ToArray(), validated.Select(r => r.ValidationLoss!.Value).ToArray());
+                var validation = plot.Add.Scatter(validated.Select(v => v.Step).ToArray(), validated.Select(v => v.Loss).ToArray());
                 validation.LegendText = "validation";
             }
             plot.Title("GPT training loss");
