@@ -38,5 +38,14 @@ namespace ModelParallel.Tests
                 Assert.Equal(4, groups[rank].World);
             }
         }
+
+        [Fact]
+        public void ANewMeshWithoutArgumentsIsOneRankAndTheDefaultMeshIsRefused()
+        {
+            Assert.Equal((1, 1, 1, 1), (new MeshShape().Dp, new MeshShape().Pp, new MeshShape().Tp, new MeshShape().World));
+            Assert.Single(Ranks.Run(new MeshShape(), context => context.Rank));
+            var error = Assert.Throws<ArgumentException>(() => Ranks.Run(default(MeshShape), context => context.Rank));
+            Assert.Contains("The mesh has no ranks (dp=0, pp=0, tp=0): it is default(MeshShape).", error.Message);
+        }
     }
 }

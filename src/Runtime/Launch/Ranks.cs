@@ -64,8 +64,16 @@ namespace ModelParallel
             return Execute(mesh, context => body(context).GetAwaiter().GetResult(), options, body.Method);
         }
 
+        /// <summary><c>default(MeshShape)</c> has no ranks: running it would run nothing and return nothing.</summary>
+        private static void ThrowIfEmpty(MeshShape mesh)
+        {
+            if (mesh.World < 1)
+                throw new ArgumentException($"The mesh has no ranks (dp={mesh.Dp}, pp={mesh.Pp}, tp={mesh.Tp}): it is default(MeshShape). Use new MeshShape(...) (each axis at least 1).", nameof(mesh));
+        }
+
         private static T[] Execute<T>(MeshShape mesh, Func<RankContext, T> body, RunOptions? options, MethodInfo caller)
         {
+            ThrowIfEmpty(mesh);
             options ??= new RunOptions();
             // Before any rank starts: a [ParallelModule] type the generator never partitioned would train unsharded.
             PartitionCheck.ThrowIfUnpartitioned(caller.Module.Assembly, mesh);
@@ -144,6 +152,7 @@ namespace ModelParallel
         public static void Validate(MeshShape mesh, Func<torch.nn.Module> build, RunOptions? options = null)
         {
             ArgumentNullException.ThrowIfNull(build);
+            ThrowIfEmpty(mesh);
             options ??= new RunOptions();
             PartitionCheck.ThrowIfUnpartitioned(build.Method.Module.Assembly, mesh);
             using var abort = new CancellationTokenSource();

@@ -8,6 +8,11 @@ namespace ModelParallel
     /// </summary>
     public readonly record struct MeshShape
     {
+        /// <summary>One rank: every axis 1 (not the all-zero default a struct would otherwise get from <c>new MeshShape()</c>).</summary>
+        public MeshShape() : this(1, 1, 1)
+        {
+        }
+
         /// <summary>Creates a mesh; every axis defaults to 1.</summary>
         public MeshShape(int dp = 1, int pp = 1, int tp = 1)
         {
