@@ -30,6 +30,14 @@ namespace Sample
         /// <summary>How forward's result lies over tp, from the placement walk: S(-1).</summary>
         [global::System.CodeDom.Compiler.GeneratedCode("ModelParallel.Generators", "0.1.0")]
         global::ModelParallel.Placement? global::ModelParallel.IPartitionedModule.OutputPlacement => global::ModelParallel.Placement.Shard(-1);
+
+        /// <summary>Fields only the first pipeline stage runs: input.</summary>
+        [global::System.CodeDom.Compiler.GeneratedCode("ModelParallel.Generators", "0.1.0")]
+        global::System.Collections.Generic.IReadOnlyList<string> global::ModelParallel.IPartitionedModule.FirstStageFields => new[] { "input" };
+
+        /// <summary>Fields only the last pipeline stage runs: norm, head.</summary>
+        [global::System.CodeDom.Compiler.GeneratedCode("ModelParallel.Generators", "0.1.0")]
+        global::System.Collections.Generic.IReadOnlyList<string> global::ModelParallel.IPartitionedModule.LastStageFields => new[] { "norm", "head" };
     }
 }
 

@@ -31,6 +31,14 @@ namespace ModelParallel.Examples.Transformer
         /// <summary>How forward's result lies over tp, from the placement walk: R.</summary>
         [global::System.CodeDom.Compiler.GeneratedCode("ModelParallel.Generators", "0.1.0")]
         global::ModelParallel.Placement? global::ModelParallel.IPartitionedModule.OutputPlacement => global::ModelParallel.Placement.Replicate;
+
+        /// <summary>Fields only the first pipeline stage runs: none.</summary>
+        [global::System.CodeDom.Compiler.GeneratedCode("ModelParallel.Generators", "0.1.0")]
+        global::System.Collections.Generic.IReadOnlyList<string> global::ModelParallel.IPartitionedModule.FirstStageFields => global::System.Array.Empty<string>();
+
+        /// <summary>Fields only the last pipeline stage runs: none.</summary>
+        [global::System.CodeDom.Compiler.GeneratedCode("ModelParallel.Generators", "0.1.0")]
+        global::System.Collections.Generic.IReadOnlyList<string> global::ModelParallel.IPartitionedModule.LastStageFields => global::System.Array.Empty<string>();
     }
 }
 
