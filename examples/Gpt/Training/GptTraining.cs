@@ -42,6 +42,12 @@ namespace ModelParallel.Examples.Gpt.Training
             optimizer = adam;
         }
 
+        /// <summary>Saves the model and the optimizer's state (every rank its own shards) under <paramref name="root"/>.</summary>
+        public string Save(string root, Checkpointing.CheckpointState state, int keep = 3) => Checkpointing.Checkpoint.Save(root, model, optimizer, state, keep);
+
+        /// <summary>Loads a checkpoint saved on any mesh into this rank's model and optimizer.</summary>
+        public Checkpointing.CheckpointState Load(string path) => Checkpointing.Checkpoint.Load(path, model, optimizer);
+
         /// <summary>This rank's module (its shard of every layer it holds).</summary>
         public GptModel Model => model;
 
