@@ -90,7 +90,11 @@ namespace ModelParallel.Tests
         private static byte[] Snapshot(nn.Module<Tensor, Tensor> model, torch.optim.Optimizer optimizer)
         {
             using var stream = new MemoryStream();
-            foreach (var (_, tensor) in model.state_dict()) stream.Write(tensor.detach().clone().bytes);
+            foreach (var (_, tensor) in model.state_dict())
+            {
+                using var copy = tensor.detach().clone(); // alive while its bytes are read: a finalized tensor frees its memory
+                stream.Write(copy.bytes);
+            }
             using (var writer = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true))
                 ((TorchSharp.Modules.OptimizerHelper)optimizer).save_state_dict(writer);
             return stream.ToArray();

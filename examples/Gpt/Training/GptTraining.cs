@@ -48,6 +48,20 @@ namespace ModelParallel.Examples.Gpt.Training
         /// <summary>Loads a checkpoint saved on any mesh into this rank's model and optimizer.</summary>
         public Checkpointing.CheckpointState Load(string path) => Checkpointing.Checkpoint.Load(path, model, optimizer);
 
+        /// <summary>The optimizer's state of every parameter this rank holds (step, moments), as bytes, for comparing states.</summary>
+        public void WriteOptimizerState(System.IO.Stream stream)
+        {
+            foreach (var state in adam.state_dict().State.Cast<TorchSharp.Modules.AdamW.State>())
+            {
+                if (state.exp_avg.device_type == DeviceType.META) continue; // a layer of another pipeline stage
+                stream.Write(BitConverter.GetBytes(state.step));
+                using var average = state.exp_avg.detach().clone(); // alive while their bytes are read
+                using var squares = state.exp_avg_sq.detach().clone();
+                stream.Write(average.bytes);
+                stream.Write(squares.bytes);
+            }
+        }
+
         /// <summary>This rank's module (its shard of every layer it holds).</summary>
         public GptModel Model => model;
 

@@ -133,6 +133,8 @@ namespace ModelParallel.Checkpointing
             if (File.Exists(Path.Combine(path, Manifest))) return path;
             var latest = Path.Combine(path, Latest);
             if (File.Exists(latest)) return Path.Combine(path, File.ReadAllText(latest).Trim());
+            if (Directory.Exists(path) && Directory.GetFiles(path, "rank-*.safetensors").Length > 0)
+                throw new CheckpointException($"{Path.Combine(path, Manifest)} is missing: the save did not complete, or the file was removed.");
             throw new CheckpointException($"{path} is not a checkpoint: it has neither {Manifest} nor a '{Latest}' pointer.");
         }
 

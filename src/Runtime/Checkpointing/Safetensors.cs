@@ -44,7 +44,8 @@ namespace ModelParallel.Checkpointing
                 stream.Write(headerBytes);
                 foreach (var (_, tensor) in tensors)
                 {
-                    var data = tensor.detach().cpu().contiguous();
+                    // Disposed after the write, not before: a span over a finalized tensor's memory reads freed storage.
+                    using var data = tensor.detach().cpu().contiguous();
                     stream.Write(data.bytes);
                 }
                 stream.Flush(flushToDisk: true);

@@ -152,7 +152,12 @@ namespace ModelParallel.Checkpointing
 
         private static string Describe(string kind, int dim, int chunks) => kind == Replicated ? "replicated (R)" : chunks > 1 ? $"S({dim}) in {chunks} blocks" : $"S({dim})";
 
-        public static string Hash(torch.Tensor tensor) => Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(tensor.detach().cpu().contiguous().bytes));
+        public static string Hash(torch.Tensor tensor)
+        {
+            // The copy must outlive the span over its memory: a tensor the GC finalizes frees its storage.
+            using var data = tensor.detach().cpu().contiguous();
+            return Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(data.bytes));
+        }
 
         /// <summary>Reads saved shards once each, checking file, length and checksum.</summary>
         private sealed class ShardReader(string directory)
