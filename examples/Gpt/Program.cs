@@ -4,6 +4,7 @@ using System.IO;
 using System.Linq;
 using Microsoft.ML.Tokenizers;
 using ModelParallel;
+using ModelParallel.Checkpointing;
 using ModelParallel.Examples;
 using ModelParallel.Examples.Gpt.Data;
 using ModelParallel.Examples.Gpt.Model;
@@ -32,10 +33,14 @@ var outputOption = new Option<string>("--output") { Description = "Where the met
 var promptOption = new Option<string>("--prompt") { Description = "Text the trained model continues at the end.", DefaultValueFactory = _ => "Gets the value of the" };
 var sampleOption = ExampleCommandLine.Count("--sample-tokens", 24, "Tokens to generate after the prompt.", minimum: 0);
 var topKOption = ExampleCommandLine.Count("--top-k", 1, "Sample from the k most likely tokens (1: greedy).");
+var checkpointOption = new Option<string?>("--checkpoint") { Description = "A folder for checkpoints (sharded safetensors and a manifest; the newest few are kept)." };
+var saveEveryOption = ExampleCommandLine.Count("--save-every", 0, "Save a checkpoint every N steps and at the end (needs --checkpoint; 0: never).", minimum: 0);
+var resumeOption = new Option<bool>("--resume") { Description = "Continue from the newest checkpoint in --checkpoint, on this mesh whatever mesh saved it." };
 var command = new RootCommand("Trains a GPT on real text on a dp × pp × tp mesh (threads, or processes under mpiexec), with progress, validation, metrics, a loss plot and a sample.")
 {
     dpOption, ppOption, tpOption, scheduleOption, microbatchesOption, stepsOption, widthOption, depthOption, headsOption, contextOption,
     batchOption, learningRateOption, validateEveryOption, corpusOption, cacheOption, outputOption, promptOption, sampleOption, topKOption,
+    checkpointOption, saveEveryOption, resumeOption,
 };
 
 return ExampleCommandLine.Run(command, args, parsed =>
@@ -51,9 +56,21 @@ return ExampleCommandLine.Run(command, args, parsed =>
         Batch = parsed.GetValue(batchOption),
         LearningRate = parsed.GetValue(learningRateOption),
         ValidateEvery = parsed.GetValue(validateEveryOption),
+        Checkpoint = parsed.GetValue(checkpointOption),
+        SaveEvery = parsed.GetValue(saveEveryOption),
+        Resume = parsed.GetValue(resumeOption),
     };
+    if (options.Checkpoint is null && (options.SaveEvery > 0 || options.Resume))
+        throw new UsageException($"{(options.Resume ? "--resume" : "--save-every")} needs --checkpoint DIR.");
     if (options.LearningRate <= 0) throw new UsageException($"--lr must be positive; got {options.LearningRate}.");
     config.Check(mesh.Tp, mesh.Pp, options.VirtualStages);
+    if (options.Resume && Checkpoint.Shapes(options.Checkpoint!).TryGetValue("embedding.tokens.weight", out var saved))
+    {
+        // The vocabulary was padded for the saving mesh's tp; the resumed model keeps that size, which this tp must divide.
+        if (saved[0] % (128L * mesh.Tp) != 0)
+            throw new UsageException($"The checkpoint's vocabulary is padded to {saved[0]} rows, which 128 × --tp {mesh.Tp} does not divide; resume with a --tp that divides {saved[0] / 128}.");
+        options = options with { BuiltVocabulary = saved[0] };
+    }
     if (options.Batch % options.Microbatches != 0) throw new UsageException($"--batch {options.Batch} must be divisible by --microbatches {options.Microbatches}.");
     var runOptions = new RunOptions { VirtualPipelineStages = options.VirtualStages };
     // Every size the mesh must divide is checked on the meta device before any work.

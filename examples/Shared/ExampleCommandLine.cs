@@ -51,13 +51,17 @@ namespace ModelParallel.Examples
             {
                 return main(result);
             }
-            catch (Exception e) when (e is PartitionException or UsageException)
+            catch (Exception e) when (e is PartitionException or UsageException or Checkpointing.CheckpointException)
             {
                 return Refuse(e.Message);
             }
             catch (RankFailedException e) when (e.InnerException is PartitionException)
             {
                 return Refuse(e.Message);
+            }
+            catch (RankFailedException e) when (e.InnerException is Checkpointing.CheckpointException or UsageException)
+            {
+                return Refuse(e.InnerException.Message); // a checkpoint that cannot be used, or a mistake found inside the run
             }
         }
 

@@ -163,10 +163,11 @@ namespace ModelParallel.Generators
                     case InterceptionKind.Factory when site.Placement == LayerPlacement.Vocab:
                     {
                         var rest = site.Parameters.Skip(1).Select(p => p.Name == "device" ? DeviceFor(site.Role, p.Name) : p.Name);
-                        w.Line($"// {site.Field} = torch.nn.Embedding(...) at {site.Where}: build the VocabParallel shard: rows [num_embeddings/tp, dim] S(0){StageNote(site.Role)}");
+                        w.Line($"// {site.Field} = torch.nn.Embedding(...) at {site.Where}: build the VocabParallel shard: rows [num_embeddings/tp, dim] S(0), drawn from the run's seed{StageNote(site.Role)}");
                         w.Line(attribute);
                         w.Line($"internal static {site.ReturnType} Create_{site.Field}_{index}({parameters})");
-                        w.Line($"    => global::ModelParallel.Layers.LayerOwnership.Own(global::TorchSharp.torch.nn.Embedding(global::ModelParallel.Layers.VocabParallel.LocalRows(\"{layer}\", {site.Parameters[0].Name}), {string.Join(", ", rest)}));");
+                        var padding = site.Parameters.Any(p => p.Name == "padding_idx") ? "padding_idx" : "null";
+                        w.Line($"    => global::ModelParallel.Layers.LayerOwnership.Own(global::ModelParallel.Layers.VocabParallel.Seeded(\"{layer}\", global::TorchSharp.torch.nn.Embedding(global::ModelParallel.Layers.VocabParallel.LocalRows(\"{layer}\", {site.Parameters[0].Name}), {string.Join(", ", rest)}), {padding}));");
                         return;
                     }
                     case InterceptionKind.Dropout:
@@ -202,7 +203,11 @@ namespace ModelParallel.Generators
                         w.Line($"// {site.Field} = {site.Target!.Replace("global::TorchSharp.", "")}(...) at {site.Where}: replicated (R); built on the meta device, with no memory, when another pp rank holds it{StageNote(site.Role)}");
                         w.Line(attribute);
                         w.Line($"internal static {site.ReturnType} Create_{site.Field}_{index}({parameters})");
-                        w.Line($"    => {site.Target}({string.Join(", ", site.Parameters.Select(p => p.Name == "device" ? DeviceFor(site.Role, p.Name) : p.Name))});");
+                        var built = $"{site.Target}({string.Join(", ", site.Parameters.Select(p => p.Name == "device" ? DeviceFor(site.Role, p.Name) : p.Name))})";
+                        // An embedding draws its rows from the run's seed: TorchSharp's own draw uses the generator rank threads share.
+                        w.Line(site.Target == "global::TorchSharp.torch.nn.Embedding"
+                            ? $"    => global::ModelParallel.Layers.VocabParallel.SeededReplicated(\"{layer}\", {built}, {(site.Parameters.Any(p => p.Name == "padding_idx") ? "padding_idx" : "null")});"
+                            : $"    => {built};");
                         return;
                     case InterceptionKind.StageForward:
                         w.Line($"// {site.Field}.forward(...) at {site.Where}: runs on the {site.Role!.ToLowerInvariant()} pipeline stage; elsewhere passes its input through");

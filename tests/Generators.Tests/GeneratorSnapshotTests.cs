@@ -62,7 +62,8 @@ namespace ModelParallel.Generators.Tests
             Assert.Empty(compilation.Where(d => d.Severity >= DiagnosticSeverity.Warning));
             var text = result.GeneratedSources.Single(s => s.HintName == "Sample.Lm.Partition.g.cs").SourceText.ToString();
             // The embedding's shard is recorded as its rank's, so it cannot be used where that rank's context is not.
-            Assert.Contains("global::ModelParallel.Layers.LayerOwnership.Own(global::TorchSharp.torch.nn.Embedding(global::ModelParallel.Layers.VocabParallel.LocalRows(\"Sample.Lm.embed\"", text);
+            // Its rows are drawn from the run's seed, not from the generator rank threads share.
+            Assert.Contains("global::ModelParallel.Layers.LayerOwnership.Own(global::ModelParallel.Layers.VocabParallel.Seeded(\"Sample.Lm.embed\", global::TorchSharp.torch.nn.Embedding(global::ModelParallel.Layers.VocabParallel.LocalRows(\"Sample.Lm.embed\"", text);
             Snapshot.Match("Lm.Partition", text);
         }
 

@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.Linq;
 using ModelParallel.Communication;
 using ModelParallel.Examples.Gpt.Model;
@@ -98,6 +99,26 @@ namespace ModelParallel.Tests
             // And padded logits never win: the argmax over a position's whole logits is a real id.
             var whole = new VocabParallelLoss(config.Vocabulary).Whole(padded.forward(input)[0, -1] + torch.arange(config.PaddedVocabulary(2)) * 1000);
             Assert.True(whole.argmax().item<long>() < config.Vocabulary);
+        }
+
+        /// <summary>
+        /// A model built from scratch (no loaded weights) is one model: every replicated parameter, the positions
+        /// embedding included, is the same on every tp and dp rank, and two runs build the same weights from the seed.
+        /// </summary>
+        [Fact]
+        public void AFreshModelIsTheSameOnEveryReplicaAndInEveryRun()
+        {
+            var config = new GptConfig(Vocabulary: 300, Width: 32, Depth: 2, Heads: 4, Context: 8);
+            var options = new ModelParallel.Examples.Gpt.Training.TrainingOptions(config, new MeshShape(dp: 2, tp: 2)) { Microbatches = 1, Batch = 2 };
+            Dictionary<string, Tensor>[] Build() => Ranks.Run(options.Mesh, _ => LogicalState.Export(new ModelParallel.Examples.Gpt.Training.GptTraining(options).Model));
+            var first = Build();
+            var second = Build();
+            foreach (var (name, tensor) in first[0])
+            {
+                for (int rank = 1; rank < first.Length; rank++)
+                    Assert.True(tensor.equal(first[rank][name]).all().item<bool>(), $"{name} differs between rank 0 and rank {rank}");
+                Assert.True(tensor.equal(second[0][name]).all().item<bool>(), $"{name} differs between two runs with the same seed");
+            }
         }
     }
 }

@@ -14,7 +14,8 @@ namespace ModelParallel.Examples.Gpt.Data
         public (torch.Tensor Input, torch.Tensor Target) Training(int step, int dpRank)
         {
             if (train.Length <= context + 1) throw new UsageException($"The training text has {train.Length} tokens, not more than --context {context}.");
-            var random = new Random(HashCode.Combine(seed, step));
+            // Not HashCode.Combine: its seed differs in every process, so MPI ranks (and a resumed run) would draw other batches.
+            var random = new Random(unchecked(seed * 1_000_003 + step));
             var offsets = new long[batch * dp];
             for (int i = 0; i < offsets.Length; i++) offsets[i] = random.NextInt64(train.Length - context - 1);
             return Windows(train, offsets.AsSpan((int)(dpRank * batch), (int)batch));

@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.Diagnostics;
 using System.Linq;
 using Microsoft.ML.Tokenizers;
@@ -44,15 +45,29 @@ namespace ModelParallel.Examples.Gpt.Training
             if (printer) reporter!.Say($"tokens: {files.Train.Length:N0} for training, {files.Validation.Length:N0} for validation (cache {files.Directory})");
             var batches = new Batches(files.Train, files.Validation, options.Config.Context, options.Batch, options.Mesh.Dp, options.Seed);
             var training = new GptTraining(options);
+            int first = 0;
+            if (options.Resume)
+            {
+                var resumed = training.Load(options.Checkpoint!);
+                first = (int)resumed.Step;
+                if (printer)
+                {
+                    reporter!.Say($"resumed at step {first} from {options.Checkpoint} (saved on {resumed.Metadata.GetValueOrDefault("mesh", "?")})");
+                    if (resumed.Metadata.GetValueOrDefault("global_batch") is { } saved && saved != options.GlobalBatch.ToString(System.Globalization.CultureInfo.InvariantCulture))
+                        reporter.Say($"note: the checkpoint was trained on {saved} sequences per step (--batch × --dp); this run uses {options.GlobalBatch}, so its batches differ from the saved run's");
+                }
+                if (first >= options.Steps) throw new UsageException($"The checkpoint in {options.Checkpoint} is at step {first}; --steps {options.Steps} leaves nothing to train.");
+            }
             double initial = training.Validate(batches);
             if (printer)
             {
                 reporter!.InitialValidation = initial;
-                reporter.Say($"step 0: validation loss {initial:F3}");
+                reporter.FirstStep = first;
+                reporter.Say($"step {first}: validation loss {initial:F3}");
             }
             double tokensPerStep = options.Batch * options.Mesh.Dp * options.Config.Context, flopsPerToken = options.Config.FlopsPerToken(options.Mesh.Tp);
             double validation = initial;
-            for (int step = 0; step < options.Steps; step++)
+            for (int step = first; step < options.Steps; step++)
             {
                 var (input, target) = batches.Training(step, context.Coordinates.Dp);
                 var clock = Stopwatch.StartNew();
@@ -63,6 +78,21 @@ namespace ModelParallel.Examples.Gpt.Training
                 var (bytes, resident) = Memory(context, training.StateBytes());
                 if (printer)
                     reporter!.Report(new StepReport(step + 1, loss, validated, seconds, tokensPerStep / seconds, tokensPerStep * flopsPerToken / seconds, bytes, resident));
+                if (options.SaveEvery > 0 && ((step + 1) % options.SaveEvery == 0 || step + 1 == options.Steps))
+                {
+                    var saved = training.Save(options.Checkpoint!, new Checkpointing.CheckpointState
+                    {
+                        Step = step + 1,
+                        DataPosition = step + 1, // batches are drawn from (seed, step): the step is the data position
+                        Metadata = new System.Collections.Generic.Dictionary<string, string>
+                        {
+                            ["mesh"] = options.Mesh.ToString(),
+                            ["global_batch"] = options.GlobalBatch.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                            ["seed"] = options.Seed.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                        },
+                    });
+                    if (printer) reporter!.Say($"step {step + 1}: checkpoint saved in {saved}");
+                }
             }
             var continuation = sampleTokens > 0 ? training.Generate(tokenizer.EncodeToIds(prompt).ToList(), sampleTokens, topK, options.Seed) : new();
             return new Outcome(initial, validation, tokenizer.Decode(continuation) ?? "");

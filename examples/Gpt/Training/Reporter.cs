@@ -38,6 +38,9 @@ namespace ModelParallel.Examples.Gpt.Training
 
         public List<StepReport> Reports { get; } = new();
 
+        /// <summary>The step the run starts from (0, or the resumed checkpoint's).</summary>
+        public int FirstStep { get; set; }
+
         /// <summary>The validation loss before the first step, the first point of the validation curve.</summary>
         public double? InitialValidation { get; set; }
 
@@ -95,7 +98,7 @@ namespace ModelParallel.Examples.Gpt.Training
             else
             {
                 var elapsed = clock.Elapsed;
-                var remaining = TimeSpan.FromSeconds(elapsed.TotalSeconds / report.Step * (steps - report.Step));
+                var remaining = TimeSpan.FromSeconds(elapsed.TotalSeconds / Math.Max(1, report.Step - FirstStep) * (steps - report.Step));
                 Console.WriteLine($"step {report.Step,4}/{steps}  loss {report.TrainLoss:F3}{validation}  {report.TokensPerSecond,7:N0} tok/s  elapsed {elapsed:mm\\:ss}  eta {remaining:mm\\:ss}");
             }
         }
@@ -108,7 +111,7 @@ namespace ModelParallel.Examples.Gpt.Training
             train.LegendText = "train";
             train.MarkerSize = 0;
             var validated = Reports.Where(r => r.ValidationLoss is not null).Select(r => (Step: (double)r.Step, Loss: r.ValidationLoss!.Value)).ToList();
-            if (InitialValidation is { } initial) validated.Insert(0, (0, initial));
+            if (InitialValidation is { } initial) validated.Insert(0, (FirstStep, initial));
             if (validated.Count > 0)
             {
                 var validation = plot.Add.Scatter(validated.Select(v => v.Step).ToArray(), validated.Select(v => v.Loss).ToArray());

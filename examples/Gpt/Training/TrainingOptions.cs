@@ -18,6 +18,18 @@ namespace ModelParallel.Examples.Gpt.Training
         /// <summary>The vocabulary the embedding and head are built with; by default the config's padded for the mesh's tp.</summary>
         public long? BuiltVocabulary { get; init; }
 
+        /// <summary>Where checkpoints go and are resumed from; null: none.</summary>
+        public string? Checkpoint { get; init; }
+
+        /// <summary>Steps between checkpoints (and one at the end); 0: never.</summary>
+        public int SaveEvery { get; init; }
+
+        /// <summary>Continue from the newest checkpoint in <see cref="Checkpoint"/>, on this mesh whatever mesh saved it.</summary>
+        public bool Resume { get; init; }
+
+        /// <summary>Sequences per step over all dp replicas: the same global batch gives the same batches on any mesh.</summary>
+        public long GlobalBatch => Batch * Mesh.Dp;
+
         /// <summary>Chunks per pp rank: 2 for the interleaved schedule, else 1.</summary>
         public int VirtualStages => Schedule == "interleaved" ? 2 : 1;
 

@@ -117,6 +117,10 @@ namespace ModelParallel.Checkpointing
             return ShardSet.Logical(directory, ReadManifest(directory), name => !name.Contains("::", StringComparison.Ordinal));
         }
 
+        /// <summary>The logical shape of every parameter in a checkpoint, from its manifest (no tensor is read).</summary>
+        public static IReadOnlyDictionary<string, long[]> Shapes(string path) =>
+            ReadManifest(Resolve(path)).Tensors.Where(t => !t.Name.Contains("::", StringComparison.Ordinal)).ToDictionary(t => t.Name, t => t.Shape);
+
         /// <summary>Writes a single-device state dict as one safetensors file (the format PyTorch's safetensors reads).</summary>
         public static void SaveStateDict(string file, IReadOnlyDictionary<string, torch.Tensor> state)
         {

@@ -50,6 +50,7 @@ namespace ModelParallel.DataParallel
         {
             var context = RankContext.Current ?? throw new InvalidOperationException("DataParallelGradients.Attach must be called inside Ranks.Run.");
             if (bucketElements < 1) throw new ArgumentOutOfRangeException(nameof(bucketElements), $"Bucket size must be positive; got {bucketElements}.");
+            ReplicaAlignment.Align(model, context, overDataParallel: true); // replicas start equal, as DDP makes them
             var gradients = new DataParallelGradients(model, context, bucketElements);
             if (context.Mesh.Dp > 1) context.GradientTaps = gradients;
             return gradients;

@@ -21,6 +21,15 @@ namespace ModelParallel.Layers
             return cpu.to(device);
         }
 
+        /// <summary>A tensor drawn from N(0, 1), TorchSharp's default for Embedding, from the (layer, shard) generator.</summary>
+        public static torch.Tensor Normal(long[] shape, ulong seed, long ordinal, int shard, torch.Device device, torch.ScalarType dtype)
+        {
+            using var generator = new torch.Generator(Mix(seed, ordinal, 0, shard));
+            using var cpu = torch.empty(shape, dtype);
+            cpu.normal_(0, 1, generator);
+            return cpu.to(device);
+        }
+
         private static ulong Mix(ulong seed, long ordinal, int tensorIndex, int shard)
         {
             ulong x = seed;

@@ -22,6 +22,35 @@ namespace ModelParallel.Layers
             return numEmbeddings / context.Mesh.Tp;
         }
 
+        /// <summary>
+        /// Re-draws the shard's rows from the (layer, tp rank) generator seeded by <see cref="RunOptions.Seed"/>, as
+        /// partitioned Linear layers are: TorchSharp's own initialisation uses the process-global generator, which rank
+        /// threads share, so the shards would depend on thread timing. A <paramref name="paddingIndex"/> row in this
+        /// rank's range is zero, as torch makes it. Outside a run the layer is as TorchSharp built it.
+        /// </summary>
+        public static Embedding Seeded(string layer, Embedding embedding, long? paddingIndex) => Draw(embedding, paddingIndex, sharded: true);
+
+        /// <summary>
+        /// A replicated embedding (not partitioned), drawn from the layer's generator seeded by <see cref="RunOptions.Seed"/>:
+        /// the same rows on every rank and in every run with that seed.
+        /// </summary>
+        public static Embedding SeededReplicated(string layer, Embedding embedding, long? paddingIndex) => Draw(embedding, paddingIndex, sharded: false);
+
+        private static Embedding Draw(Embedding embedding, long? paddingIndex, bool sharded)
+        {
+            var context = RankContext.Current;
+            if (context is null || context.Validating || embedding.weight is not { } weight) return embedding;
+            long ordinal = context.NextLayerOrdinal(); // every rank numbers every layer, including those it builds on the meta device
+            if (weight.device.type == DeviceType.META) return embedding;
+            int shard = sharded ? context.Coordinates.Tp : 0;
+            long rows = weight.shape[0], start = shard * rows;
+            using var noGrad = torch.no_grad();
+            using var drawn = LayerInitializer.Normal(weight.shape, context.Seed, ordinal, shard, weight.device, weight.dtype);
+            weight.copy_(drawn);
+            if (paddingIndex is long pad && pad >= start && pad < start + rows) weight[pad - start].zero_();
+            return embedding;
+        }
+
         /// <summary>Ids R → this rank's rows for the ids in its range, zeros elsewhere (P) → all-reduce (g) → R.</summary>
         public static torch.Tensor EmbeddingForward(string layer, Embedding self, torch.Tensor ids)
         {

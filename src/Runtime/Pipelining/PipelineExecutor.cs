@@ -47,6 +47,7 @@ namespace ModelParallel.Pipelining
             context = RankContext.Current ?? throw new InvalidOperationException("PipelineExecutor must be created inside Ranks.Run.");
             CheckOutput(model, shardedLoss, context);
             PipelineBuild.ReleaseOffStage(model, context);
+            ReplicaAlignment.Align(model, context, overDataParallel: false);
             if (schedule.Stages != context.Mesh.Pp)
                 throw new ArgumentException($"Schedule '{schedule.Name}' has {schedule.Stages} stages; the mesh has pp = {context.Mesh.Pp} ({context.Mesh}).", nameof(schedule));
             if (schedule.VirtualStages != context.Pipeline.VirtualStages)

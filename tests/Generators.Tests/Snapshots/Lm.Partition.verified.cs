@@ -40,10 +40,10 @@ namespace ModelParallel.Generated
     [global::System.CodeDom.Compiler.GeneratedCode("ModelParallel.Generators", "0.1.0")]
     file static class LmInterceptors
     {
-        // embed = torch.nn.Embedding(...) at Lm.cs(15,21): build the VocabParallel shard: rows [num_embeddings/tp, dim] S(0)
+        // embed = torch.nn.Embedding(...) at Lm.cs(15,21): build the VocabParallel shard: rows [num_embeddings/tp, dim] S(0), drawn from the run's seed
         [global::System.Runtime.CompilerServices.InterceptsLocation(1, "hZ+/idiVZPOf/wwu/KzK6I8BAABMbS5jcw==")]
         internal static global::TorchSharp.Modules.Embedding Create_embed_0(long num_embeddings, long embedding_dims, long? padding_idx, double? max_norm, double norm_type, bool scale_grad_by_freq, bool sparse, global::TorchSharp.torch.Device? device, global::TorchSharp.torch.ScalarType? dtype)
-            => global::ModelParallel.Layers.LayerOwnership.Own(global::TorchSharp.torch.nn.Embedding(global::ModelParallel.Layers.VocabParallel.LocalRows("Sample.Lm.embed", num_embeddings), embedding_dims, padding_idx, max_norm, norm_type, scale_grad_by_freq, sparse, global::ModelParallel.Pipelining.PipelineBuild.DeviceFor(null, device), dtype));
+            => global::ModelParallel.Layers.LayerOwnership.Own(global::ModelParallel.Layers.VocabParallel.Seeded("Sample.Lm.embed", global::TorchSharp.torch.nn.Embedding(global::ModelParallel.Layers.VocabParallel.LocalRows("Sample.Lm.embed", num_embeddings), embedding_dims, padding_idx, max_norm, norm_type, scale_grad_by_freq, sparse, global::ModelParallel.Pipelining.PipelineBuild.DeviceFor(null, device), dtype), padding_idx));
 
         // head = torch.nn.Linear(...) at Lm.cs(16,20): build the ColumnParallel shard: weight [out/tp, in], bias [out/tp]
         [global::System.Runtime.CompilerServices.InterceptsLocation(1, "hZ+/idiVZPOf/wwu/KzK6LgBAABMbS5jcw==")]
