@@ -125,6 +125,12 @@ namespace ModelParallel.Tests
             Assert.Equal(5, Checkpoint.Load(folder, model, null).Step);
             var again = Assert.Throws<CheckpointException>(() => Checkpoint.Save(folder, model, null, new CheckpointState { Step = 5 }));
             Assert.Contains("step-00000005 exists already", again.Message);
+            // A save that crashed between renaming its directory and moving latest left step 6 committed but not pointed at:
+            // the resumed run's save of step 6 replaces it.
+            Checkpoint.Save(folder, model, null, new CheckpointState { Step = 6 }, keep: 2);
+            File.WriteAllText(Path.Combine(folder, "latest"), "step-00000005");
+            Checkpoint.Save(folder, model, null, new CheckpointState { Step = 6, DataPosition = 66 }, keep: 2);
+            Assert.Equal(66, Checkpoint.Load(folder, model, null).DataPosition);
         }
 
         private static string Difference(byte[] a, byte[] b)

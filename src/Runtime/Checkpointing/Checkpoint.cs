@@ -35,10 +35,14 @@ namespace ModelParallel.Checkpointing
             if (rank == 0)
             {
                 Directory.CreateDirectory(root);
-                if (Directory.Exists(final)) problem = $"{final} exists already: a checkpoint of step {state.Step} was committed before.";
+                var latest = Path.Combine(root, Latest);
+                bool pointed = File.Exists(latest) && File.ReadAllText(latest).Trim() == name;
+                if (Directory.Exists(final) && pointed) problem = $"{final} exists already: a checkpoint of step {state.Step} was committed before.";
                 else
                 {
                     if (Directory.Exists(partial)) Directory.Delete(partial, recursive: true); // a save that crashed
+                    // Renamed but never pointed at: a save that crashed between its two renames; a resumed run redoes it.
+                    if (Directory.Exists(final)) Directory.Delete(final, recursive: true);
                     Directory.CreateDirectory(partial);
                 }
             }
