@@ -27,7 +27,7 @@ namespace ModelParallel.Checkpointing
     /// <summary>
     /// One saved shard: what tp rank <see cref="TpRank"/> of <see cref="TpSize"/> held (its slice of every block along the
     /// placement's dimension; the whole tensor when replicated), at bytes [Offset, Offset + Length) of <see cref="File"/>,
-    /// with the XxHash64 of those bytes.
+    /// with the XxHash3 (64-bit) checksum of those bytes.
     /// </summary>
     internal sealed record ShardRecord(string File, long Offset, long Length, long[] Shape, int TpRank, int TpSize, string Hash);
 }
