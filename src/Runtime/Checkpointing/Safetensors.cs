@@ -79,13 +79,19 @@ namespace ModelParallel.Checkpointing
         /// <summary>Reads <paramref name="length"/> bytes at <paramref name="offset"/>: exactly those, or an error naming the file.</summary>
         public static byte[] ReadRange(string path, long offset, long length)
         {
-            using var stream = File.OpenRead(path);
-            if (offset + length > stream.Length)
-                throw new InvalidDataException($"{path} is truncated: bytes [{offset}, {offset + length}) are needed, the file has {stream.Length}.");
-            stream.Position = offset;
             var data = new byte[length];
-            stream.ReadExactly(data);
+            ReadRange(path, offset, data);
             return data;
+        }
+
+        /// <summary>Fills <paramref name="into"/> with the bytes at <paramref name="offset"/>, or fails naming the file.</summary>
+        public static void ReadRange(string path, long offset, Span<byte> into)
+        {
+            using var stream = File.OpenRead(path);
+            if (offset + into.Length > stream.Length)
+                throw new InvalidDataException($"{path} is truncated: bytes [{offset}, {offset + into.Length}) are needed, the file has {stream.Length}.");
+            stream.Position = offset;
+            stream.ReadExactly(into);
         }
 
         /// <summary>A tensor of <paramref name="dtype"/> and <paramref name="shape"/> holding a copy of <paramref name="data"/>.</summary>

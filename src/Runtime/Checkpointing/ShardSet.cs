@@ -131,7 +131,11 @@ namespace ModelParallel.Checkpointing
                     long from = Math.Max(low, savedLow), to = Math.Min(high, savedLow + part);
                     if (from >= to) continue;
                     var source = reader.Read(record, shard);
-                    staged.narrow(dim, c * mine + (from - low), to - from).copy_(source.narrow(dim, c * part + (from - savedLow), to - from));
+                    // The views are held until the copy returns: a temporary the GC finalizes during the native call
+                    // frees the tensor the call is writing (a segfault in bump_version under allocation pressure).
+                    using var into = staged.narrow(dim, c * mine + (from - low), to - from);
+                    using var slice = source.narrow(dim, c * part + (from - savedLow), to - from);
+                    into.copy_(slice);
                     covered += to - from;
                 }
                 if (covered != mine)
@@ -172,19 +176,25 @@ namespace ModelParallel.Checkpointing
                 if (read.TryGetValue((shard.File, shard.Offset), out var cached)) return cached;
                 var path = Path.Combine(directory, shard.File);
                 if (!File.Exists(path)) throw new CheckpointException($"{path} is missing (it holds '{record.Name}').");
-                byte[] bytes;
+                // Read straight into the tensor's memory: no managed copy of the shard (large arrays made the GC run often).
+                var tensor = torch.empty(shard.Shape, Safetensors.ScalarType(record.Dtype));
+                if (tensor.numel() * tensor.element_size() != shard.Length)
+                    throw new CheckpointException($"{path}: '{record.Name}' has {shard.Length} bytes, not a {record.Dtype} tensor of shape [{string.Join(", ", shard.Shape)}].");
                 try
                 {
-                    bytes = Safetensors.ReadRange(path, shard.Offset, shard.Length);
+                    Safetensors.ReadRange(path, shard.Offset, tensor.bytes);
                 }
                 catch (InvalidDataException e)
                 {
+                    tensor.Dispose();
                     throw new CheckpointException($"{e.Message} (reading '{record.Name}')");
                 }
-                var hash = Checksum(bytes);
-                if (hash != shard.Hash)
+                if (Checksum(tensor.bytes) != shard.Hash)
+                {
+                    tensor.Dispose();
                     throw new CheckpointException($"{path}: '{record.Name}' (bytes [{shard.Offset}, {shard.Offset + shard.Length})) does not match its checksum: the file is corrupt.");
-                return read[(shard.File, shard.Offset)] = Safetensors.ToTensor(bytes, record.Dtype, shard.Shape);
+                }
+                return read[(shard.File, shard.Offset)] = tensor;
             }
         }
     }
