@@ -58,6 +58,7 @@ namespace ModelParallel.Checkpointing
                     new List<ShardRecord> { new(file, e.Offset, e.Length, e.Shape, s.TpRank, s.TpSize, ShardSet.Hash(s.Tensor)) })));
             }
             var all = Gather(context, JsonSerializer.Serialize(records));
+            var dropout = Gather(context, (context?.DropoutCalls ?? 0).ToString(System.Globalization.CultureInfo.InvariantCulture));
             if (rank == 0)
             {
                 var manifest = new CheckpointManifest
@@ -66,6 +67,7 @@ namespace ModelParallel.Checkpointing
                     Step = state.Step, DataPosition = state.DataPosition,
                     Optimizer = optimizer is null ? null : OptimizerStates.Name(optimizer),
                     Metadata = new Dictionary<string, string>(state.Metadata),
+                    DropoutCalls = dropout.Select(d => long.Parse(d, System.Globalization.CultureInfo.InvariantCulture)).ToList(),
                     Tensors = Merge(all.SelectMany(text => JsonSerializer.Deserialize<List<TensorRecord>>(text)!)),
                 };
                 DurableFiles.ReplaceText(Path.Combine(partial, Manifest), JsonSerializer.Serialize(manifest, new JsonSerializerOptions { WriteIndented = true }));
@@ -111,6 +113,11 @@ namespace ModelParallel.Checkpointing
                 foreach (var (target, staged) in copies) target.copy_(staged);
             }
             foreach (var (set, step) in steps) set(step);
+            // Dropout streams resume where they were on the mesh that saved them; on another mesh the ranks' streams
+            // are other streams anyway (they depend on the tp and dp coordinates), so they start afresh.
+            if (context is not null && manifest!.Dp == context.Mesh.Dp && manifest.Pp == context.Mesh.Pp && manifest.Tp == context.Mesh.Tp
+                && manifest.DropoutCalls.Count == context.Mesh.World)
+                context.DropoutCalls = manifest.DropoutCalls[context.Rank];
             return new CheckpointState { Step = manifest!.Step, DataPosition = manifest.DataPosition, Metadata = manifest.Metadata };
         }
 

@@ -18,6 +18,8 @@ namespace ModelParallel.Checkpointing
         /// <summary>The optimizer's type name ("Adam", "AdamW"), or null when none was saved.</summary>
         public string? Optimizer { get; init; }
         public Dictionary<string, string> Metadata { get; init; } = new();
+        /// <summary>Each world rank's dropout call count (its random streams' position), restored on the same mesh.</summary>
+        public List<long> DropoutCalls { get; init; } = new();
         public List<TensorRecord> Tensors { get; init; } = new();
     }
 

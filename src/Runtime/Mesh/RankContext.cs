@@ -101,6 +101,13 @@ namespace ModelParallel
         /// <summary>Numbers dropout calls in order; every tp rank runs the same forward, so the numbers agree.</summary>
         internal long NextDropoutCall() => dropoutCalls++;
 
+        /// <summary>Dropout calls so far: where this rank's dropout streams are, saved and restored by a checkpoint.</summary>
+        internal long DropoutCalls
+        {
+            get => dropoutCalls;
+            set => dropoutCalls = value;
+        }
+
         /// <summary>
         /// Records an exception thrown inside a backward collective. Exceptions cannot cross TorchSharp's
         /// native autograd engine (they would end the process), so the failing function returns a gradient of the
