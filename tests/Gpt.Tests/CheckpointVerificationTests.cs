@@ -116,6 +116,19 @@ namespace ModelParallel.Tests
         }
 
         [Fact]
+        public void ADtypeMismatchIsRefusedNamingTheTensorAndChangesNothing()
+        {
+            var config = CheckpointTests.Options("1,1,1").Config;
+            Checkpoint.Save(folder, new GptModel(config, 512), null, new CheckpointState { Step = 1 });
+            var wider = new GptModel(config, 512).to(torch.float64);
+            var before = wider.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.clone());
+            var error = Assert.Throws<CheckpointException>(() => Checkpoint.Load(folder, wider, null));
+            Assert.Contains("' in ", error.Message);
+            Assert.Contains("is F32; this model's is F64.", error.Message);
+            foreach (var (name, tensor) in wider.state_dict()) Assert.True(tensor.equal(before[name]).all().item<bool>(), name);
+        }
+
+        [Fact]
         public void OnlyTheNewestCheckpointsAreKeptAndLatestPointsAtTheNewest()
         {
             var model = new GptModel(CheckpointTests.Options("1,1,1").Config, 512);
