@@ -27,8 +27,7 @@ namespace ModelParallel
             if (worldSize != mesh.World)
             {
                 // Every process sees the same mismatch; each reports it and aborts before any work.
-                Console.Error.WriteLine($"ModelParallel: rank {worldRank}: the {mesh} needs {mesh.World} ranks, but mpiexec started {worldSize} processes.");
-                Console.Error.Flush();
+                JobOutput.ErrorLine($"ModelParallel: rank {worldRank}: the {mesh} needs {mesh.World} ranks, but mpiexec started {worldSize} processes.");
                 MPI_Abort(MPI_COMM_WORLD, 1);
             }
             UnrecoverableFailures.Install(() => MPI_Abort(MPI_COMM_WORLD, 1));
@@ -44,8 +43,7 @@ namespace ModelParallel
             catch (Exception thrown)
             {
                 var e = context?.Reported(thrown) ?? thrown; // a failed backward's own error, not libtorch's rejection of it
-                Console.Out.Flush();
-                Console.Error.WriteLine($"ModelParallel: rank {worldRank} of {mesh.World} ({mesh}, coordinates {mesh.CoordinatesOf(worldRank)}) failed: {e.GetType().Name}: {e.Message}");
+                JobOutput.ErrorLine($"ModelParallel: rank {worldRank} of {mesh.World} ({mesh}, coordinates {mesh.CoordinatesOf(worldRank)}) failed: {e.GetType().Name}: {e.Message}");
                 // A partition the mesh does not allow is the user's mistake, not ours: the line above says all of it.
                 bool mistake = e is PartitionException;
                 if (!mistake) Console.Error.WriteLine(e.StackTrace);

@@ -21,10 +21,8 @@ namespace ModelParallel
                 var rank = RankContext.Current;
                 var error = e.ExceptionObject as Exception;
                 var who = rank is null ? "a thread outside any rank" : $"rank {rank.Rank} of {rank.Mesh.World} ({rank.Mesh}, coordinates {rank.Coordinates})";
-                Console.Out.Flush();
-                Console.Error.WriteLine(
+                JobOutput.ErrorLine(
                     $"ModelParallel: {who} failed where the process cannot recover (an exception escaped into native code, such as a custom autograd function's backward): {error?.GetType().Name}: {error?.Message}");
-                Console.Error.Flush();
                 abortJob?.Invoke();
             };
         }
