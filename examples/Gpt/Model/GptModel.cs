@@ -1,5 +1,6 @@
 using System.Linq;
 using TorchSharp;
+using ModelParallel.Examples.Transformer;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -15,7 +16,7 @@ namespace ModelParallel.Examples.Gpt.Model
     public sealed partial class GptModel : nn.Module<Tensor, Tensor>
     {
         [FirstStage] private readonly GptEmbedding embedding;
-        [PipelineStages] private readonly ModuleList<GptBlock> blocks;
+        [PipelineStages] private readonly ModuleList<TransformerBlock> blocks;
         [LastStage] private readonly LayerNorm norm;
         [LastStage, ColumnParallel] private readonly Linear head;
 
@@ -24,7 +25,7 @@ namespace ModelParallel.Examples.Gpt.Model
         public GptModel(GptConfig config, long vocabulary) : base(nameof(GptModel))
         {
             embedding = new GptEmbedding(vocabulary, config.Width, config.Context);
-            blocks = nn.ModuleList(Enumerable.Range(0, config.Depth).Select(_ => new GptBlock(config.Width, config.Heads, config.Hidden)).ToArray());
+            blocks = nn.ModuleList(Enumerable.Range(0, config.Depth).Select(_ => new TransformerBlock(config.Width, config.Heads, config.Hidden)).ToArray());
             norm = nn.LayerNorm(config.Width);
             head = nn.Linear(config.Width, vocabulary, hasBias: false);
             RegisterComponents();
