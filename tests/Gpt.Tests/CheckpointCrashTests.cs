@@ -22,14 +22,13 @@ namespace ModelParallel.Tests
         [Fact]
         public void AKilledSaveNeverBreaksTheLatestCheckpoint()
         {
-            var corpus = Path.Combine(folder, "corpus.txt");
-            File.WriteAllText(corpus, string.Join("\n\n", Enumerable.Range(0, 600).Select(i => $"The method returns {i % 17} when the value {i} is set.")));
+            var corpus = GptProcess.WriteCorpus(folder);
             var checkpoints = Path.Combine(folder, "checkpoints");
             var random = new Random(7);
             int committed = 0, partial = 0;
             for (int trial = 0; trial < 20; trial++)
             {
-                var arguments = $"\"{Path.Combine(AppContext.BaseDirectory, "Gpt.dll")}\" --steps 1000 --validate-every 1000 --width 32 --depth 2 --heads 4 --context 16 --batch 2 "
+                var arguments = $"\"{GptProcess.Dll}\" --steps 1000 --validate-every 1000 --width 32 --depth 2 --heads 4 --context 16 --batch 2 "
                     + $"--corpus \"{corpus}\" --cache \"{Path.Combine(folder, "cache")}\" --output \"{Path.Combine(folder, "out")}\" --checkpoint \"{checkpoints}\" --save-every 1"
                     + (File.Exists(Path.Combine(checkpoints, "latest")) ? " --resume" : "");
                 var start = new ProcessStartInfo("dotnet", arguments) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };

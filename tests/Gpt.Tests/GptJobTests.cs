@@ -20,13 +20,12 @@ namespace ModelParallel.Tests
         [InlineData(true)]
         public void AShortRunPrintsPlainLinesAndWritesMetricsAPlotAndASample(bool mpi)
         {
-            var corpus = Path.Combine(folder, "corpus.txt");
-            File.WriteAllText(corpus, string.Join("\n\n", Enumerable.Range(0, 600).Select(i => $"The method returns {i % 17} when the value {i} is set. It throws otherwise.")));
+            var corpus = GptProcess.WriteCorpus(folder);
             var output = Path.Combine(folder, "out");
-            var arguments = $"\"{Path.Combine(AppContext.BaseDirectory, "Gpt.dll")}\" --steps 4 --validate-every 2 --width 32 --depth 2 --heads 4 --context 16 --batch 4 "
+            var arguments = $"\"{GptProcess.Dll}\" --steps 4 --validate-every 2 --width 32 --depth 2 --heads 4 --context 16 --batch 4 "
                 + $"--corpus \"{corpus}\" --cache \"{Path.Combine(folder, "cache")}\" --output \"{output}\" --sample-tokens 5";
             // Under MPI the sample is drawn from the top 3 (the same seeded draw on every rank, the token broadcast from the last stage).
-            var (exitCode, stdout, stderr) = mpi ? Run("mpiexec", "-n 4 dotnet " + arguments + " --top-k 3") : Run("dotnet", arguments);
+            var (exitCode, stdout, stderr) = mpi ? GptProcess.Run("mpiexec", "-n 4 dotnet " + arguments + " --top-k 3") : GptProcess.Run("dotnet", arguments);
             Assert.True(exitCode == 0, $"exit code {exitCode}\n{stdout}\n{stderr}");
             // Redirected: one plain line per step, no terminal control sequences.
             Assert.DoesNotContain("\u001b[", stdout);
@@ -53,21 +52,6 @@ namespace ModelParallel.Tests
             using var png = SkiaSharp.SKBitmap.Decode(Path.Combine(output, "loss.png"));
             Assert.NotNull(png);
             Assert.Equal((800, 500), (png.Width, png.Height));
-        }
-
-        private static (int ExitCode, string Stdout, string Stderr) Run(string program, string arguments)
-        {
-            var start = new ProcessStartInfo(program, arguments) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-            start.Environment["OMP_NUM_THREADS"] = "1";
-            using var process = Process.Start(start)!;
-            var stdout = process.StandardOutput.ReadToEndAsync();
-            var stderr = process.StandardError.ReadToEndAsync();
-            if (!process.WaitForExit(TimeSpan.FromMinutes(3)))
-            {
-                process.Kill(entireProcessTree: true);
-                throw new TimeoutException($"{program} {arguments} did not finish in 3 minutes");
-            }
-            return (process.ExitCode, stdout.Result, stderr.Result);
         }
     }
 }

@@ -54,7 +54,7 @@ namespace ModelParallel.Tests
         {
             var empty = Path.Combine(folder, "empty");
             Directory.CreateDirectory(empty);
-            var job = Run("dotnet", Arguments($"--checkpoint \"{empty}\" --resume", "none"));
+            var job = GptProcess.Run("dotnet", Arguments($"--checkpoint \"{empty}\" --resume", "none"));
             Assert.Equal(2, job.ExitCode);
             Assert.Contains("is not a checkpoint: it has neither manifest.json nor a 'latest' pointer.", job.Stderr);
             Assert.DoesNotContain("   at ", job.Stderr);
@@ -62,21 +62,13 @@ namespace ModelParallel.Tests
 
         private (int ExitCode, string Stdout, string Stderr) Job(string program, string mesh, string name, int processes = 0)
         {
-            var job = Run(program, (program == "mpiexec" ? $"-n {processes} dotnet " : "") + Arguments(mesh, name));
+            var job = GptProcess.Run(program, (program == "mpiexec" ? $"-n {processes} dotnet " : "") + Arguments(mesh, name));
             Assert.True(job.ExitCode == 0, $"exit code {job.ExitCode}\n{job.Stdout}\n{job.Stderr}");
             return job;
         }
 
         private string Arguments(string mesh, string name) =>
-            $"\"{Path.Combine(AppContext.BaseDirectory, "Gpt.dll")}\" {Model} {mesh} --corpus \"{Corpus()}\" --cache \"{Path.Combine(folder, "cache")}\" --output \"{Path.Combine(folder, name)}\"";
-
-        private string Corpus()
-        {
-            var corpus = Path.Combine(folder, "corpus.txt");
-            if (!File.Exists(corpus))
-                File.WriteAllText(corpus, string.Join("\n\n", Enumerable.Range(0, 600).Select(i => $"The method returns {i % 17} when the value {i} is set. It throws otherwise.")));
-            return corpus;
-        }
+            $"\"{GptProcess.Dll}\" {Model} {mesh} --corpus \"{GptProcess.WriteCorpus(folder)}\" --cache \"{Path.Combine(folder, "cache")}\" --output \"{Path.Combine(folder, name)}\"";
 
         /// <summary>Step → train loss, from the job's metrics file.</summary>
         private System.Collections.Generic.Dictionary<int, double> Losses((int, string Stdout, string) job)
@@ -99,20 +91,6 @@ namespace ModelParallel.Tests
             Assert.NotNull(line);
             process.Kill(entireProcessTree: true);
             process.WaitForExit();
-        }
-
-        private static (int ExitCode, string Stdout, string Stderr) Run(string program, string arguments)
-        {
-            var start = new ProcessStartInfo(program, arguments) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-            using var process = Process.Start(start)!;
-            var stdout = process.StandardOutput.ReadToEndAsync();
-            var stderr = process.StandardError.ReadToEndAsync();
-            if (!process.WaitForExit(TimeSpan.FromMinutes(3)))
-            {
-                process.Kill(entireProcessTree: true);
-                throw new TimeoutException($"{program} {arguments} did not finish in 3 minutes");
-            }
-            return (process.ExitCode, stdout.Result, stderr.Result);
         }
     }
 }
