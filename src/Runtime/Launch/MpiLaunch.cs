@@ -24,13 +24,8 @@ namespace ModelParallel
         public static T[] Run<T>(MeshShape mesh, Func<RankContext, T> body, RunOptions options)
         {
             Initialize();
-            if (worldSize != mesh.World)
-            {
-                // Every process sees the same mismatch; each reports it and aborts before any work.
-                JobOutput.ErrorLine($"ModelParallel: rank {worldRank}: the {mesh} needs {mesh.World} ranks, but mpiexec started {worldSize} processes.");
-                MPI_Abort(MPI_COMM_WORLD, 1);
-            }
-            UnrecoverableFailures.Install(() => MPI_Abort(MPI_COMM_WORLD, 1));
+            RefuseMismatchedWorld(mesh);
+            UnrecoverableFailures.Install(() => AbortJob(1));
             var results = new T[mesh.World];
             RankContext? context = null;
             try
@@ -48,11 +43,44 @@ namespace ModelParallel
                 bool mistake = e is PartitionException;
                 if (!mistake) Console.Error.WriteLine(e.StackTrace);
                 Console.Error.Flush();
-                MPI_Abort(MPI_COMM_WORLD, mistake ? 2 : 1);
+                AbortJob(mistake ? 2 : 1);
                 throw;
             }
             return results;
         }
+
+        /// <summary>
+        /// A mesh that does not match the process count is refused before any work, by every process together: they
+        /// agree on the smallest and largest mesh any of them asked for, rank 0 says what is wrong, and all exit with
+        /// code 2. No MPI_Abort: an abort tears the job down while the proxies still forward output, and in one CI run
+        /// it lost every process's line.
+        /// </summary>
+        private static void RefuseMismatchedWorld(MeshShape mesh)
+        {
+            var sizes = stackalloc long[] { mesh.World, -mesh.World }; // max of both: the largest mesh and minus the smallest
+            MpiLibrary.Check(MPI_Allreduce(new IntPtr(-1) /* MPI_IN_PLACE */, (IntPtr)sizes, 2, MPI_LONG_LONG, MPI_MAX, MPI_COMM_WORLD),
+                "MPI_Allreduce (mesh size)");
+            long largest = sizes[0], smallest = -sizes[1];
+            if (largest == worldSize && smallest == worldSize) return;
+            if (worldRank == 0)
+                JobOutput.ErrorLine(smallest == largest
+                    ? $"ModelParallel: the {mesh} needs {mesh.World} ranks, but mpiexec started {worldSize} processes."
+                    : $"ModelParallel: the processes of this mpiexec job asked for different meshes ({smallest} to {largest} ranks, {worldSize} processes started); start every process with the same mesh options.");
+            Environment.Exit(2); // MPI_Finalize runs at process exit
+        }
+
+        /// <summary>
+        /// Ends every process of the job after this one has written why. The pause first lets Hydra's proxy read the line
+        /// from this process's pipe, and lets peers failing the same way write theirs: an immediate MPI_Abort kills the
+        /// processes while their output is still in the pipes, and under load a job then printed nothing at all.
+        /// </summary>
+        private static void AbortJob(int code)
+        {
+            System.Threading.Thread.Sleep(OutputGrace);
+            MPI_Abort(MPI_COMM_WORLD, code);
+        }
+
+        private static readonly TimeSpan OutputGrace = TimeSpan.FromMilliseconds(300);
 
         private static void Initialize()
         {
