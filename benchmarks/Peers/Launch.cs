@@ -1,0 +1,87 @@
+using System;
+using System.Diagnostics;
+using System.Globalization;
+using System.IO;
+using System.Linq;
+
+namespace ModelParallel.Benchmarks
+{
+    /// <summary>Which implementation a measurement runs: ours as threads of one process, ours as mpiexec processes, or PyTorch.</summary>
+    internal enum Side { Threads, Mpi, PyTorch }
+
+    /// <summary>
+    /// Starts one measurement as its own process and reads its "RESULT ms" line. This driver never loads libtorch, so
+    /// nothing of it competes with the measured processes (the earlier benchmarks timed their MPI child from a parent
+    /// that had just run libtorch itself). Every child gets one intra-op thread and OPENBLAS_NUM_THREADS=1.
+    /// </summary>
+    internal static class Launch
+    {
+        public const string Python = "/usr/bin/python3"; // Debian's, which has python3-torch (the first python3 on PATH may not)
+        private static readonly TimeSpan Limit = TimeSpan.FromMinutes(10);
+        private static string Here => AppContext.BaseDirectory;
+
+        public static double Measure(Side side, string model, string mesh, int steps)
+        {
+            var ours = $"\"{Path.Combine(Here, "Peers.dll")}\" --ours {model} {mesh} {steps}";
+            var (program, arguments) = side switch
+            {
+                Side.Threads => ("dotnet", ours),
+                Side.Mpi => ("mpiexec", $"-n 2 -bind-to core dotnet {ours}"),
+                _ => (Python, $"\"{Path.Combine(Here, "peers.py")}\" {model} {mesh} {steps}"),
+            };
+            var start = new ProcessStartInfo(program, arguments) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            start.Environment["OPENBLAS_NUM_THREADS"] = "1";
+            start.Environment["OMP_NUM_THREADS"] = "1";
+            using var process = Process.Start(start) ?? throw new InvalidOperationException($"could not start {program}");
+            var error = process.StandardError.ReadToEndAsync();
+            var output = process.StandardOutput.ReadToEndAsync();
+            if (!process.WaitForExit(Limit))
+            {
+                process.Kill(entireProcessTree: true);
+                throw new TimeoutException($"{side} {model} {mesh} did not finish within {Limit.TotalMinutes} minutes");
+            }
+            var line = output.Result.Split('\n').FirstOrDefault(l => l.StartsWith("RESULT ", StringComparison.Ordinal))
+                ?? throw new InvalidOperationException($"{side} {model} {mesh} failed (exit {process.ExitCode}):\n{output.Result}{error.Result}");
+            return double.Parse(line["RESULT ".Length..], CultureInfo.InvariantCulture);
+        }
+
+        /// <summary>
+        /// mpiexec (MPICH) and PyTorch 1.13 with a real BLAS: installs them with apt when running as root, else says what
+        /// to install. Without libopenblas0-pthread PyTorch falls back to the reference BLAS, about 12× slower.
+        /// </summary>
+        public static bool EnsurePrerequisites()
+        {
+            bool ready() => Runs("mpiexec", "--version") && Runs(Python, "-c \"import torch\"") && File.Exists("/usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3");
+            if (ready()) return true;
+            const string Packages = "python3-torch libopenblas0-pthread mpich libmpich-dev";
+            if (Environment.UserName != "root")
+            {
+                Console.Error.WriteLine($"Peers needs MPICH and Debian's PyTorch: sudo apt-get install -y {Packages}");
+                return false;
+            }
+            Console.WriteLine($"installing {Packages} (apt-get) ...");
+            var install = new ProcessStartInfo("apt-get", $"install -y {Packages}") { UseShellExecute = false };
+            install.Environment["DEBIAN_FRONTEND"] = "noninteractive";
+            using (var apt = Process.Start(install)!) apt.WaitForExit();
+            if (ready()) return true;
+            Console.Error.WriteLine($"Peers: apt-get install -y {Packages} did not make mpiexec and {Python} with torch available");
+            return false;
+        }
+
+        private static bool Runs(string program, string arguments)
+        {
+            try
+            {
+                using var process = Process.Start(new ProcessStartInfo(program, arguments) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false })!;
+                process.StandardOutput.ReadToEnd();
+                process.StandardError.ReadToEnd();
+                process.WaitForExit();
+                return process.ExitCode == 0;
+            }
+            catch (System.ComponentModel.Win32Exception)
+            {
+                return false; // not installed
+            }
+        }
+    }
+}
