@@ -41,7 +41,7 @@ Ranks.Run(new MeshShape(tp: 2), context =>
     foreach (var size in Sizes.All)
         foreach (var op in Sizes.Operations)
         {
-            var seconds = Timing.Median(context.TensorParallel, Sizes.Repetitions(size), Collectives.Tensor(context.TensorParallel, op, size));
+            var seconds = Timing.Median(context.TensorParallel, Sizes.Repetitions(size), Sizes.Batch(size), Collectives.Tensor(context.TensorParallel, op, size));
             if (context.Rank == 0) inProcess[(op, size)] = seconds;
         }
 });

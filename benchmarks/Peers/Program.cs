@@ -11,6 +11,8 @@ using ModelParallel.Benchmarks;
 // Every measurement is its own process; within a round they take turns in an order rotated round by round, and each
 // cell is the median over rounds. Usage: Peers [rounds] [models, comma-separated: mlp,block,gpt]
 //        Peers --ours MODEL MESH STEPS   (one measurement of ours, as the driver starts it)
+if (args.Length > 0 && args[0] == "--profile") return Profile.Run();
+if (args.Length > 0 && args[0] == "--matmul") return Profile.Matmul();
 if (args.Length > 0 && args[0] == "--ours") return Ours.Run(args[1], args[2], int.Parse(args[3], CultureInfo.InvariantCulture));
 
 int rounds = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 3;

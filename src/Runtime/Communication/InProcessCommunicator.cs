@@ -11,7 +11,7 @@ namespace ModelParallel.Communication
     /// <see cref="CollectiveMismatchException"/> on a difference, so a wrong program fails instead of hanging.
     /// Reductions sum in rank order, so every rank gets bitwise the same result.
     /// </summary>
-    public sealed class InProcessCommunicator : ICommunicator
+    public sealed partial class InProcessCommunicator : ICommunicator
     {
         private readonly InProcessGroup group;
         private readonly torch.Tensor?[] posted = new torch.Tensor?[2]; // this rank's input and output handles in the group's slots
@@ -35,6 +35,7 @@ namespace ModelParallel.Communication
         public void AllReduce(torch.Tensor tensor, ReduceOp op = ReduceOp.Sum)
         {
             CheckReduction(tensor, op);
+            if (TrySmallAllReduce(tensor, op)) return;
             using var noGrad = torch.no_grad();
             var work = tensor.is_contiguous() ? tensor : tensor.contiguous();
             var flat = work.view(-1);
@@ -76,7 +77,9 @@ namespace ModelParallel.Communication
             var facts = new TensorFacts(tensor);
             var axis = Axis(facts, dim);
             long part = facts.Size(axis);
-            CheckOutput(facts, new TensorFacts(output), axis, part * Size, "AllGather");
+            var outputFacts = new TensorFacts(output);
+            CheckOutput(facts, outputFacts, axis, part * Size, "AllGather");
+            if (TrySmallAllGather(facts, outputFacts, axis)) return;
             Meet(CollectiveKind.AllGather, Describe("AllGather", tensor, $"dim {axis}"), tensor);
             for (int k = 0; k < Size; k++) output.narrow(axis, k * part, part).copy_((torch.Tensor)group.Inputs[k]!);
             group.Arrive(Rank, "AllGather");
@@ -92,7 +95,9 @@ namespace ModelParallel.Communication
             var axis = Axis(facts, dim);
             CheckDivisible(facts, axis, Size);
             long part = facts.Size(axis) / Size;
-            CheckOutput(facts, new TensorFacts(output), axis, part, "ReduceScatter");
+            var outputFacts = new TensorFacts(output);
+            CheckOutput(facts, outputFacts, axis, part, "ReduceScatter");
+            if (TrySmallReduceScatter(facts, outputFacts, axis, op)) return;
             Meet(CollectiveKind.ReduceScatter, Describe("ReduceScatter", tensor, $"dim {axis}, {op}"), tensor);
             // Rank order, as in AllReduce, so the sum is the same on every rank.
             torch.Tensor Slice(int k) => ((torch.Tensor)group.Inputs[k]!).narrow(axis, Rank * part, part);
@@ -111,6 +116,7 @@ namespace ModelParallel.Communication
         public void Broadcast(torch.Tensor tensor, int root)
         {
             if (root < 0 || root >= Size) throw new ArgumentOutOfRangeException(nameof(root), $"Broadcast root {root} is outside the {group.Name} of size {Size}.");
+            if (TrySmallBroadcast(tensor, root)) return;
             using var noGrad = torch.no_grad();
             Meet(CollectiveKind.Broadcast, Describe("Broadcast", tensor, $"root {root}"), tensor);
             if (Rank != root) tensor.copy_((torch.Tensor)group.Inputs[root]!);
@@ -121,9 +127,8 @@ namespace ModelParallel.Communication
         /// <inheritdoc/>
         public void Barrier()
         {
-            var signature = $"Barrier #{sequence++}{At()}";
-            Meet(CollectiveKind.Barrier, signature, null);
-            group.Arrive(Rank, signature);
+            // One barrier: the signatures of consecutive collectives live in different slots (Meet).
+            Meet(CollectiveKind.Barrier, $"Barrier #{sequence++}{At()}", null);
             Release();
         }
 
@@ -164,20 +169,22 @@ namespace ModelParallel.Communication
         }
 
         /// <summary>
-        /// Posts this rank's input, waits for all, and compares signatures. Every collective passes at least
-        /// one more barrier before the next Meet, so no rank overwrites a slot another still reads.
+        /// Posts this rank's input, waits for all, and compares signatures. A collective that reads posted tensors passes
+        /// one more barrier before the next Meet, so no rank overwrites an input slot another still reads; signatures
+        /// alternate between two sets, so a collective of one barrier can follow any other.
         /// </summary>
         private void Meet(CollectiveKind kind, string signature, torch.Tensor? input)
         {
             recording = recorder.Begin(group.Name, kind, sequence - 1, signature);
             group.Inputs[Rank] = posted[0] = input is null ? null : Share(input);
-            group.Signatures[Rank] = signature;
+            var signatures = group.Signatures(group.Generation);
+            signatures[Rank] = signature;
             group.Arrive(Rank, signature);
             for (int k = 0; k < Size; k++)
             {
-                if (group.Signatures[k] != signature)
+                if (signatures[k] != signature)
                     throw new CollectiveMismatchException(
-                        $"Collective mismatch in the {group.Name}: rank {group.WorldRanks[Rank]} issued {signature}, rank {group.WorldRanks[k]} issued {group.Signatures[k]}.");
+                        $"Collective mismatch in the {group.Name}: rank {group.WorldRanks[Rank]} issued {signature}, rank {group.WorldRanks[k]} issued {signatures[k]}.");
             }
         }
 

@@ -21,12 +21,17 @@ namespace ModelParallel.Communication
         private readonly CancellationToken abort;
         private readonly FlightRecorder[] recorders; // by world rank
         private readonly TimeSpan timeout;
+        private readonly string?[][] signatures;
+        private readonly byte[][] scratch;
         private readonly bool[] present;
-        private int arrived;
-        private long generation;
+        private readonly bool spins;
+        private int sleepers;
+        private long state; // generation << 32 | ranks arrived
 
-        public InProcessGroup(string name, int[] worldRanks, CancellationToken abort, FlightRecorder[] recorders, TimeSpan timeout)
+        // spins: whether waiting ranks spin before they block (when every rank thread of the run has a core).
+        public InProcessGroup(string name, int[] worldRanks, CancellationToken abort, FlightRecorder[] recorders, TimeSpan timeout, bool spins)
         {
+            this.spins = spins;
             Name = name;
             WorldRanks = worldRanks;
             this.abort = abort;
@@ -36,7 +41,8 @@ namespace ModelParallel.Communication
             present = new bool[worldRanks.Length];
             Inputs = new object?[worldRanks.Length];
             Outputs = new object?[worldRanks.Length];
-            Signatures = new string?[worldRanks.Length];
+            signatures = new[] { new string?[worldRanks.Length], new string?[worldRanks.Length] };
+            scratch = new byte[2 * worldRanks.Length][];
         }
 
         /// <summary>For messages: "tp group of ranks 0,1".</summary>
@@ -53,34 +59,124 @@ namespace ModelParallel.Communication
         /// <summary>What each rank computed for the others in the current collective.</summary>
         public object?[] Outputs { get; }
 
-        /// <summary>Each rank's description of the collective it is in, compared at the first barrier.</summary>
-        public string?[] Signatures { get; }
+        /// <summary>
+        /// Each rank's description of the collective it is in, compared after the collective's first barrier. Two sets, by
+        /// the parity of <see cref="Generation"/> at that barrier: a collective of one barrier lets a fast rank post its next
+        /// signature while a slow one still compares the last, and consecutive collectives differ in parity.
+        /// </summary>
+        public string?[] Signatures(long generation) => signatures[generation & 1];
 
-        /// <summary>Waits until every rank of the group has arrived.</summary>
+        /// <summary>
+        /// A rank's buffer for small collectives (<see cref="ScratchBytes"/>), by the same parity: pinned, owned by the group,
+        /// so a peer never reads a tensor its owner may free while unwinding from a failure.
+        /// </summary>
+        public unsafe byte* Scratch(int rank, long generation)
+        {
+            ref var buffer = ref scratch[2 * rank + (int)(generation & 1)];
+            buffer ??= GC.AllocateUninitializedArray<byte>(ScratchBytes, pinned: true);
+            return (byte*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(buffer));
+        }
+
+        /// <summary>The largest collective, in bytes per rank, that goes through <see cref="Scratch"/>.</summary>
+        public const int ScratchBytes = 64 * 1024;
+
+        /// <summary>How many barriers the group has completed; ranks read the same value between two barriers.</summary>
+        public long Generation => Volatile.Read(ref state) >> 32;
+
+        /// <summary>
+        /// Waits until every rank of the group has arrived. One word holds the barrier's generation (high half) and how many
+        /// ranks have arrived (low half): the arrival that would make the count whole opens the barrier, and a rank that gives
+        /// up (timeout, abort, a departed peer) takes its arrival back first, so a barrier never opens for ranks that left
+        /// it. Waiting ranks spin for up to <see cref="Spin"/> when the process has a core per rank thread (a wake-up from
+        /// Monitor.Wait costs tens of microseconds, more than a small collective), then block.
+        /// </summary>
         public void Arrive(int rank, string what)
         {
+            Volatile.Write(ref present[rank], true);
+            long mine;
+            while (true)
+            {
+                // One compare-and-swap either counts this arrival or, when it is the last, opens the barrier: the word
+                // never holds a whole count, so an arrival can never land between the opening and the reset.
+                long now = Volatile.Read(ref state);
+                mine = now >> 32;
+                bool last = (int)now + 1 == Size;
+                if (last) Array.Clear(present); // every other rank is in and waits: nobody else writes it now
+                if (Interlocked.CompareExchange(ref state, last ? (mine + 1) << 32 : now + 1, now) != now) continue;
+                if (!last) break;
+                if (Volatile.Read(ref sleepers) > 0) lock (gate) Monitor.PulseAll(gate);
+                return;
+            }
+            if (spins)
+            {
+                long until = System.Diagnostics.Stopwatch.GetTimestamp() + SpinTicks;
+                do
+                {
+                    for (int i = 0; i < 64; i++)
+                    {
+                        if (Opened(mine)) return;
+                        Thread.SpinWait(4);
+                    }
+                    // no yield: on a VM a sched_yield to another runnable thread costs a time slice
+                }
+                while (System.Diagnostics.Stopwatch.GetTimestamp() < until);
+            }
             lock (gate)
             {
-                long mine = generation;
-                present[rank] = true;
-                if (++arrived == Size)
+                // Announce the sleep before the last look: the opener writes the state before it reads the count (a full
+                // fence between), so either it sees this sleeper and pulses, or this look sees the barrier open.
+                Interlocked.Increment(ref sleepers);
+                try
                 {
-                    arrived = 0;
-                    generation++;
-                    Array.Clear(present);
-                    Monitor.PulseAll(gate);
-                    return;
+                    long started = System.Diagnostics.Stopwatch.GetTimestamp();
+                    while (!Opened(mine))
+                    {
+                        try
+                        {
+                            abort.ThrowIfCancellationRequested();
+                            ThrowIfAnyDeparted(rank, what);
+                            ThrowIfTimedOut(rank, what, started, awaited: null);
+                        }
+                        catch
+                        {
+                            if (TryLeave(rank, mine)) throw;
+                            return; // it opened while this rank gave up: every rank passes it, this one too
+                        }
+                        Monitor.Wait(gate, Poll);
+                    }
                 }
-                long started = System.Diagnostics.Stopwatch.GetTimestamp();
-                while (generation == mine)
+                finally
                 {
-                    abort.ThrowIfCancellationRequested();
-                    ThrowIfAnyDeparted(rank, what);
-                    ThrowIfTimedOut(rank, what, started, awaited: null);
-                    Monitor.Wait(gate, Poll);
+                    Interlocked.Decrement(ref sleepers);
                 }
             }
         }
+
+        /// <summary>Whether the barrier of generation <paramref name="mine"/> has opened.</summary>
+        private bool Opened(long mine) => Volatile.Read(ref state) >> 32 != mine;
+
+        /// <summary>Takes this rank's arrival back, unless the barrier opened first; true when it did.</summary>
+        private bool TryLeave(int rank, long mine)
+        {
+            while (true)
+            {
+                long now = Volatile.Read(ref state);
+                if (now >> 32 != mine) return false;
+                if (Interlocked.CompareExchange(ref state, now - 1, now) == now)
+                {
+                    present[rank] = false;
+                    return true;
+                }
+            }
+        }
+
+        /// <summary>
+        /// How long a waiting rank spins before it blocks: longer than a wake-up from Monitor.Wait (70–130 µs measured
+        /// here). With 50 µs two ranks fell into a chain: one slept, the other arrived at the next barrier while it was
+        /// still waking, gave up spinning and slept too, and every collective then cost a wake-up.
+        /// </summary>
+        public static readonly TimeSpan Spin = TimeSpan.FromMilliseconds(1);
+        private static readonly long SpinTicks = (long)(Spin.TotalSeconds * System.Diagnostics.Stopwatch.Frequency);
 
         /// <summary>Marks a rank whose body has ended; ranks waiting for it fail instead of hanging.</summary>
         public void Depart(int rank)

@@ -16,7 +16,9 @@ namespace ModelParallel
         {
             this.mesh = mesh;
             Recorders = Enumerable.Range(0, mesh.World).Select(rank => new FlightRecorder(rank)).ToArray();
-            world = new InProcessGroup("world group", Enumerable.Range(0, mesh.World).ToArray(), abort, Recorders, timeout);
+            // Spinning while a peer computes only pays when no rank thread waits for the core a spinner holds.
+            bool spins = mesh.World <= System.Environment.ProcessorCount;
+            world = new InProcessGroup("world group", Enumerable.Range(0, mesh.World).ToArray(), abort, Recorders, timeout, spins);
             foreach (var axis in new[] { MeshAxis.Data, MeshAxis.Pipeline, MeshAxis.Tensor })
             {
                 for (int rank = 0; rank < mesh.World; rank++)
@@ -24,7 +26,7 @@ namespace ModelParallel
                     var line = mesh.CoordinatesOf(rank).With(axis, 0);
                     if (lines.ContainsKey((axis, line))) continue;
                     var members = Enumerable.Range(0, mesh.Size(axis)).Select(i => mesh.RankOf(line.With(axis, i))).ToArray();
-                    lines[(axis, line)] = new InProcessGroup($"{AxisName(axis)} group of ranks {string.Join(",", members)}", members, abort, Recorders, timeout);
+                    lines[(axis, line)] = new InProcessGroup($"{AxisName(axis)} group of ranks {string.Join(",", members)}", members, abort, Recorders, timeout, spins);
                 }
             }
         }
