@@ -354,7 +354,36 @@ def rank_main(rank, world, model, mesh, steps, port):
         print(f"LOSS {first}", flush=True)
 
 
+def profile():
+    """One device's GPT step by phase (medians of 8 steps), as Peers --profile prints ours."""
+    c = GPT
+    model = GptStage(0, 1)
+    tokens = torch.randint(c["vocabulary"], (c["batch"], c["context"] + 1), generator=torch.Generator().manual_seed(7))
+    ids, target = tokens[:, :-1].contiguous(), tokens[:, 1:].contiguous()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4, betas=(0.9, 0.95), weight_decay=0.01)
+    phases = {"forward": [], "loss": [], "backward": [], "optimizer": []}
+    for step in range(11):
+        optimizer.zero_grad()
+        marks = [time.perf_counter()]
+        logits = model(ids)
+        marks.append(time.perf_counter())
+        loss = model.loss(logits, target)
+        marks.append(time.perf_counter())
+        loss.backward()
+        marks.append(time.perf_counter())
+        optimizer.step()
+        marks.append(time.perf_counter())
+        if step >= 3:
+            for k, phase in enumerate(phases):
+                phases[phase].append((marks[k + 1] - marks[k]) * 1e3)
+    for phase, times in phases.items():
+        print(f"{phase:<10} {sorted(times)[len(times) // 2]:8.1f} ms")
+
+
 if __name__ == "__main__":
+    if sys.argv[1] == "--profile":
+        profile()
+        sys.exit(0)
     model, mesh, steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
     world = 1 if mesh == "one" else 2
     port = 29500 + os.getpid() % 1000

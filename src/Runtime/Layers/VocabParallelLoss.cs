@@ -6,10 +6,10 @@ namespace ModelParallel.Layers
     /// <summary>
     /// Cross-entropy for a model whose forward returns logits sharded on the vocabulary (S(-1)): a vocab-parallel
     /// language model's head, under <see cref="Pipelining.PipelineExecutor"/>. The logits are never gathered: a max and
-    /// two sums are all-reduced over tp (<see cref="VocabParallel.CrossEntropy"/>). Outside a run, or at tp = 1, it is
-    /// torch's cross-entropy over the whole logits. A vocabulary padded to a multiple of the mesh (as Megatron pads
-    /// GPT-2's 50257 tokens) is given as the real vocabulary size: the padded columns are masked to -inf, so they
-    /// never win and change neither the loss nor any gradient.
+    /// two sums are all-reduced over tp, in one fused autograd function whose gradient is softmax − one-hot (Megatron's
+    /// form; at tp = 1 and outside a run the same function, with no collective). A vocabulary padded to a multiple of
+    /// the mesh (as Megatron pads GPT-2's 50257 tokens) is given as the real vocabulary size: the padded columns are
+    /// -inf, so they never win and change neither the loss nor any gradient. The logits are only read.
     /// </summary>
     public sealed class VocabParallelLoss
     {
@@ -29,12 +29,19 @@ namespace ModelParallel.Layers
         public long IgnoreIndex { get; }
 
         /// <summary>Mean cross-entropy of <paramref name="logits"/> [..., vocabulary / tp] against <paramref name="targets"/> [...].</summary>
-        public torch.Tensor Compute(torch.Tensor logits, torch.Tensor targets)
+        public torch.Tensor Compute(torch.Tensor logits, torch.Tensor targets) => Compute(logits, targets, overwrite: false);
+
+        /// <summary>As <see cref="Compute(torch.Tensor, torch.Tensor)"/>, computed in the logits' own memory: for a caller that never reads them again.</summary>
+        internal torch.Tensor ComputeOverwriting(torch.Tensor logits, torch.Tensor targets) => Compute(logits, targets, overwrite: true);
+
+        private torch.Tensor Compute(torch.Tensor logits, torch.Tensor targets, bool overwrite)
         {
             var context = RankContext.Current;
             long local = logits.shape[^1], tp = context?.Mesh.Tp ?? 1, start = tp == 1 ? 0 : context!.Coordinates.Tp * local;
-            var flat = Masked(logits.reshape(-1, local), start, local * tp);
-            return VocabParallel.CrossEntropy("VocabParallelLoss", flat, targets.reshape(-1), null, IgnoreIndex, torch.nn.Reduction.Mean, 0);
+            CheckCovers(local * tp, logits);
+            context?.ThrowIfDeferredFailure();
+            using var site = Communication.CollectiveSite.Enter("VocabParallelLoss");
+            return Autograd.VocabParallelCrossEntropy.apply(logits.reshape(-1, local), targets.reshape(-1), start, Vocabulary, IgnoreIndex, context?.TensorParallel!, overwrite);
         }
 
         /// <summary>
@@ -52,12 +59,17 @@ namespace ModelParallel.Layers
         /// <summary>The logits with the columns of padded ids set to -inf; <paramref name="start"/> is the id of column 0, <paramref name="covered"/> the ids all ranks' columns cover.</summary>
         private torch.Tensor Masked(torch.Tensor logits, long start, long covered)
         {
-            if (covered < Vocabulary)
-                throw new ArgumentException($"VocabParallelLoss: the logits cover {covered} ids, fewer than the vocabulary of {Vocabulary} (shape [{string.Join(", ", logits.shape)}] on this rank).", nameof(logits));
+            CheckCovers(covered, logits);
             long local = logits.shape[^1];
             if (start + local <= Vocabulary) return logits; // no padded column here
             var ids = torch.arange(start, start + local, device: logits.device);
             return logits.masked_fill(ids.ge(Vocabulary), float.NegativeInfinity);
+        }
+
+        private void CheckCovers(long covered, torch.Tensor logits)
+        {
+            if (covered < Vocabulary)
+                throw new ArgumentException($"VocabParallelLoss: the logits cover {covered} ids, fewer than the vocabulary of {Vocabulary} (shape [{string.Join(", ", logits.shape)}] on this rank).", nameof(logits));
         }
     }
 }

@@ -38,7 +38,7 @@ namespace ModelParallel.Pipelining
         /// last stage over the shards, never gathering them. Refused when the model's output is not sharded on its last dimension.
         /// </summary>
         public PipelineExecutor(torch.nn.Module<torch.Tensor, torch.Tensor> model, PipelineSchedule schedule, Layers.VocabParallelLoss loss)
-            : this(model, schedule, (loss ?? throw new ArgumentNullException(nameof(loss))).Compute, shardedLoss: true)
+            : this(model, schedule, (loss ?? throw new ArgumentNullException(nameof(loss))).ComputeOverwriting, shardedLoss: true) // the logits are ours: nothing reads them after the loss
         {
         }
 
