@@ -4,39 +4,37 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Linq;
 using ModelParallel;
+using ModelParallel.Benchmarks;
 using ModelParallel.Examples.Gpt.Model;
 using ModelParallel.Examples.Gpt.Training;
 using TorchSharp;
 
-// Training throughput (tokens/s, forward + backward + AdamW) of the GPT example's default model on one global batch
-// of 16 sequences × 64 tokens: one device against tp = 2, pp = 2 (1F1B, 4 micro-batches) and dp = 2, each as two
-// threads of this process and as two processes under mpiexec -bind-to core. The rows alternate round by round, so
-// machine noise hits all of them alike; medians are reported with each row's ratio to one device.
-// Usage: GptStep [rounds] [steps]
+// Training throughput (tokens/s, forward + backward + AdamW) of the GPT example's model on one global batch of
+// 16 sequences × 64 tokens:
+//   - the default model (width 128): one device against tp = 2, pp = 2 (1F1B, 4 micro-batches) and dp = 2, each as
+//     two threads of one process and as two processes under mpiexec -bind-to core;
+//   - utilisation at width 512: model FLOP/s per rank against this machine's single-thread fp32 matmul rate
+//     (2048 × 2048, measured in the same run), on one device (target >= 0.5) and at tp = 2 (per rank, target >= 0.9 × one device).
+// Every measurement is its own process (ChildProcess), and the rows alternate round by round, so machine noise hits
+// all of them alike; medians are reported. Usage: GptStep [rounds] [steps]
+if (args.Length > 0 && args[0] == "--child") return Child(args[1], long.Parse(args[2], CultureInfo.InvariantCulture), int.Parse(args[3], CultureInfo.InvariantCulture));
+if (args.Length > 0 && args[0] == "--matmul") return Matmul();
 int rounds = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 3;
 int steps = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 8;
-var config = new GptConfig(Vocabulary: 50257, Width: 128, Depth: 4, Heads: 4, Context: 64);
 const long GlobalBatch = 16;
-torch.set_num_threads(1);
-
-if (args.Contains("--mpi"))
-{
-    // One measurement as one rank of an mpiexec job; rank 0 prints it for the parent.
-    var mesh = MeshOf(args[Array.IndexOf(args, "--mpi") + 1]);
-    var mine = Ranks.Run(mesh, _ => Measure(mesh));
-    if (mine[0] > 0) Console.WriteLine(FormattableString.Invariant($"RESULT {mine[0]}"));
-    return 0;
-}
 
 var rows = new (string Name, Func<double> Run)[]
 {
-    ("one device", () => Ranks.Run(new MeshShape(), _ => Measure(new MeshShape())).Max()),
-    ("tp=2 threads", () => Ranks.Run(MeshOf("tp"), _ => Measure(MeshOf("tp"))).Max()),
-    ("pp=2 threads", () => Ranks.Run(MeshOf("pp"), _ => Measure(MeshOf("pp"))).Max()),
-    ("dp=2 threads", () => Ranks.Run(MeshOf("dp"), _ => Measure(MeshOf("dp"))).Max()),
-    ("tp=2 MPI", () => UnderMpi("tp")),
-    ("pp=2 MPI", () => UnderMpi("pp")),
-    ("dp=2 MPI", () => UnderMpi("dp")),
+    ("one device", () => ChildProcess.Threads($"--child one 128 {steps}")),
+    ("tp=2 threads", () => ChildProcess.Threads($"--child tp 128 {steps}")),
+    ("pp=2 threads", () => ChildProcess.Threads($"--child pp 128 {steps}")),
+    ("dp=2 threads", () => ChildProcess.Threads($"--child dp 128 {steps}")),
+    ("tp=2 MPI", () => ChildProcess.Mpi($"--child tp 128 {steps}")),
+    ("pp=2 MPI", () => ChildProcess.Mpi($"--child pp 128 {steps}")),
+    ("dp=2 MPI", () => ChildProcess.Mpi($"--child dp 128 {steps}")),
+    ("width 512, one device", () => ChildProcess.Threads($"--child one 512 3")),
+    ("width 512, tp=2 threads", () => ChildProcess.Threads($"--child tp 512 3")),
+    ("matmul GFLOP/s", () => ChildProcess.Threads("--matmul")),
 };
 var seconds = rows.ToDictionary(r => r.Name, _ => new List<double>());
 for (int round = 0; round < rounds; round++)
@@ -47,43 +45,62 @@ for (int round = 0; round < rounds; round++)
     }
 
 double Median(string name) => seconds[name].OrderBy(t => t).ElementAt(seconds[name].Count / 2);
-double tokens = GlobalBatch * config.Context, single = Median("one device");
-Console.WriteLine($"GPT {config.Depth} blocks × width {config.Width}, vocabulary {config.Vocabulary}, {GlobalBatch} × {config.Context} tokens per step; medians of {rounds} rounds × {steps} steps");
-foreach (var (name, _) in rows)
+var small = Config(128);
+double tokens = GlobalBatch * small.Context, single = Median("one device");
+Console.WriteLine($"GPT {small.Depth} blocks × width {small.Width}, vocabulary {small.Vocabulary}, {GlobalBatch} × {small.Context} tokens per step; medians of {rounds} rounds × {steps} steps");
+foreach (var (name, _) in rows.Take(7))
     Console.WriteLine($"{name,-14} {Median(name) * 1e3,8:F1} ms/step {tokens / Median(name),8:N0} tokens/s   {single / Median(name):F2}x one device");
+
+// Model FLOPs as PaLM counts them (GptConfig.FlopsPerToken), of the tp = 1 model for both rows: padding to 128 × tp
+// adds columns a tp = 2 run computes but the model does not need.
+var wide = Config(512);
+double flops = wide.FlopsPerToken(1) * tokens, rate = Median("matmul GFLOP/s") * 1e9;
+double one = flops / Median("width 512, one device"), perRank = flops / Median("width 512, tp=2 threads") / 2;
+Console.WriteLine();
+Console.WriteLine(FormattableString.Invariant($"utilisation at width 512 (single-thread fp32 matmul 2048 × 2048: {rate / 1e9:F1} GFLOP/s)"));
+Console.WriteLine(FormattableString.Invariant($"one device      {one / 1e9,6:F1} GFLOP/s model   {one / rate:F2} of the matmul rate (target >= 0.5)"));
+Console.WriteLine(FormattableString.Invariant($"tp=2, per rank  {perRank / 1e9,6:F1} GFLOP/s model   {perRank / rate:F2} of the matmul rate, {perRank / one:F2} × one device (target >= 0.9)"));
 return 0;
 
-MeshShape MeshOf(string axis) => axis switch
-{
-    "tp" => new MeshShape(tp: 2),
-    "pp" => new MeshShape(pp: 2),
-    "dp" => new MeshShape(dp: 2),
-    _ => new MeshShape(),
-};
+static GptConfig Config(long width) => new(Vocabulary: 50257, Width: width, Depth: 4, Heads: width / 32, Context: 64);
 
-double UnderMpi(string axis)
+// One row as one process (ranks as threads), or as one rank of an mpiexec job: seconds per step after two warm-up steps, on random tokens.
+static int Child(string axis, long width, int steps)
 {
-    var start = new ProcessStartInfo("mpiexec", $"-n 2 -bind-to core dotnet \"{typeof(GptModel).Assembly.Location.Replace("Gpt.dll", "GptStep.dll")}\" 1 {steps} --mpi {axis}") { RedirectStandardOutput = true, UseShellExecute = false };
-    using var job = Process.Start(start) ?? throw new InvalidOperationException("could not start mpiexec (install MPICH: apt-get install -y mpich libmpich-dev)");
-    var output = job.StandardOutput.ReadToEnd();
-    job.WaitForExit();
-    var line = output.Split('\n').FirstOrDefault(l => l.StartsWith("RESULT ", StringComparison.Ordinal)) ?? throw new InvalidOperationException($"the MPI run failed (exit {job.ExitCode}):\n{output}");
-    return double.Parse(line[7..], CultureInfo.InvariantCulture);
+    torch.set_num_threads(1);
+    var mesh = axis switch { "tp" => new MeshShape(tp: 2), "pp" => new MeshShape(pp: 2), "dp" => new MeshShape(dp: 2), _ => new MeshShape() };
+    var config = Config(width);
+    return ChildProcess.Report(Ranks.Run(mesh, context =>
+    {
+        var options = new TrainingOptions(config, mesh) { Microbatches = mesh.Pp > 1 ? 4 : 1, Batch = GlobalBatch / mesh.Dp, Steps = steps + 2 };
+        var training = new GptTraining(options);
+        using var tokens = torch.randint(config.Vocabulary, new[] { GlobalBatch, config.Context + 1 }, generator: new torch.Generator(7));
+        using var rows = tokens.narrow(0, context.Coordinates.Dp * options.Batch, options.Batch);
+        using var input = rows.narrow(1, 0, config.Context).contiguous();
+        using var target = rows.narrow(1, 1, config.Context).contiguous();
+        for (int i = 0; i < 2; i++) training.Step(i, input, target);
+        context.World.Barrier();
+        var clock = Stopwatch.StartNew();
+        for (int i = 0; i < steps; i++) training.Step(i + 2, input, target);
+        context.World.Barrier();
+        return clock.Elapsed.TotalSeconds / steps;
+    }));
 }
 
-// Seconds per step on this rank (after two warm-up steps), on random tokens.
-double Measure(MeshShape mesh)
+// The machine's single-thread fp32 matmul rate in GFLOP/s: the median of 5 products of 2048 × 2048 matrices.
+static int Matmul()
 {
-    var options = new TrainingOptions(config, mesh) { Microbatches = mesh.Pp > 1 ? 4 : 1, Batch = GlobalBatch / mesh.Dp, Steps = steps + 2 };
-    var training = new GptTraining(options);
-    var context = RankContext.Current!;
-    var tokens = torch.randint(config.Vocabulary, new[] { GlobalBatch, config.Context + 1 }, generator: new torch.Generator(7));
-    var rows = tokens.narrow(0, context.Coordinates.Dp * options.Batch, options.Batch);
-    var (input, target) = (rows.narrow(1, 0, config.Context).contiguous(), rows.narrow(1, 1, config.Context).contiguous());
-    for (int i = 0; i < 2; i++) training.Step(i, input, target);
-    context.World.Barrier();
-    var clock = Stopwatch.StartNew();
-    for (int i = 0; i < steps; i++) training.Step(i + 2, input, target);
-    context.World.Barrier();
-    return clock.Elapsed.TotalSeconds / steps;
+    torch.set_num_threads(1);
+    using var a = torch.randn(2048, 2048);
+    using var b = torch.randn(2048, 2048);
+    torch.matmul(a, b).Dispose();
+    var times = new List<double>();
+    for (int i = 0; i < 5; i++)
+    {
+        var clock = Stopwatch.StartNew();
+        torch.matmul(a, b).Dispose();
+        times.Add(clock.Elapsed.TotalSeconds);
+    }
+    Console.WriteLine(FormattableString.Invariant($"RESULT {2.0 * 2048 * 2048 * 2048 / times.Order().ElementAt(2) / 1e9}"));
+    return 0;
 }

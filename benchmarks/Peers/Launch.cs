@@ -9,41 +9,17 @@ namespace ModelParallel.Benchmarks
     /// <summary>Which implementation a measurement runs: ours as threads of one process, ours as mpiexec processes, or PyTorch.</summary>
     internal enum Side { Threads, Mpi, PyTorch }
 
-    /// <summary>
-    /// Starts one measurement as its own process and reads its "RESULT ms" line. This driver never loads libtorch, so
-    /// nothing of it competes with the measured processes (the earlier benchmarks timed their MPI child from a parent
-    /// that had just run libtorch itself). Every child gets one intra-op thread and OPENBLAS_NUM_THREADS=1.
-    /// </summary>
+    /// <summary>Starts one measurement of a row as its own process (<see cref="ChildProcess"/>), and installs what the rows need.</summary>
     internal static class Launch
     {
         public const string Python = "/usr/bin/python3"; // Debian's, which has python3-torch (the first python3 on PATH may not)
-        private static readonly TimeSpan Limit = TimeSpan.FromMinutes(10);
-        private static string Here => AppContext.BaseDirectory;
 
-        public static double Measure(Side side, string model, string mesh, int steps)
+        public static double Measure(Side side, string model, string mesh, int steps) => side switch
         {
-            var ours = $"\"{Path.Combine(Here, "Peers.dll")}\" --ours {model} {mesh} {steps}";
-            var (program, arguments) = side switch
-            {
-                Side.Threads => ("dotnet", ours),
-                Side.Mpi => ("mpiexec", $"-n 2 -bind-to core dotnet {ours}"),
-                _ => (Python, $"\"{Path.Combine(Here, "peers.py")}\" {model} {mesh} {steps}"),
-            };
-            var start = new ProcessStartInfo(program, arguments) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-            start.Environment["OPENBLAS_NUM_THREADS"] = "1";
-            start.Environment["OMP_NUM_THREADS"] = "1";
-            using var process = Process.Start(start) ?? throw new InvalidOperationException($"could not start {program}");
-            var error = process.StandardError.ReadToEndAsync();
-            var output = process.StandardOutput.ReadToEndAsync();
-            if (!process.WaitForExit(Limit))
-            {
-                process.Kill(entireProcessTree: true);
-                throw new TimeoutException($"{side} {model} {mesh} did not finish within {Limit.TotalMinutes} minutes");
-            }
-            var line = output.Result.Split('\n').FirstOrDefault(l => l.StartsWith("RESULT ", StringComparison.Ordinal))
-                ?? throw new InvalidOperationException($"{side} {model} {mesh} failed (exit {process.ExitCode}):\n{output.Result}{error.Result}");
-            return double.Parse(line["RESULT ".Length..], CultureInfo.InvariantCulture);
-        }
+            Side.Threads => ChildProcess.Threads($"--ours {model} {mesh} {steps}"),
+            Side.Mpi => ChildProcess.Mpi($"--ours {model} {mesh} {steps}"),
+            _ => ChildProcess.Run(Python, $"\"{System.IO.Path.Combine(AppContext.BaseDirectory, "peers.py")}\" {model} {mesh} {steps}"),
+        };
 
         /// <summary>
         /// mpiexec (MPICH) and PyTorch 1.13 with a real BLAS: installs them with apt when running as root, else says what

@@ -40,9 +40,7 @@ namespace ModelParallel.Benchmarks
                 "gpt" => GptStep(shape, steps),
                 _ => throw new ArgumentException($"unknown model '{model}' (mlp, block, gpt)"),
             });
-            // Under mpiexec each process fills only its own entry; rank 0's is the one printed.
-            if (times[0] > 0) Console.WriteLine(FormattableString.Invariant($"RESULT {times[0]}"));
-            return 0;
+            return ChildProcess.Report(times);
         }
 
         /// <summary>Milliseconds per step of forward, backward and Adam over a stack of blocks on a fixed input (each dp rank its rows).</summary>

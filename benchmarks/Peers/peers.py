@@ -8,6 +8,7 @@ is two stages with 1F1B over gloo send/recv. Every rank builds the whole model f
 a partitioned run starts from the same weights as one device (compare the printed first losses).
 
 Usage: python3 peers.py MODEL MESH STEPS   (MODEL: mlp | block | gpt; MESH: one | tp | dp | pp)
+       python3 peers.py --profile | --matmul   (one device's GPT step by phase; the LM head's matmul rates)
 Prints "RESULT <ms per step>" and "LOSS <first step's loss>" from rank 0.
 """
 import math
@@ -348,10 +349,11 @@ def rank_main(rank, world, model, mesh, steps, port):
     if world > 1:
         dist.barrier()
     elapsed = (time.perf_counter() - clock) / steps
+    # One write per line, each on a line of its own: two processes share stdout (the pp stages).
     if rank == 0:
-        print(f"RESULT {elapsed * 1e3}", flush=True)
+        os.write(1, f"\nRESULT {elapsed * 1e3}\n".encode())
     if rank == (world - 1 if mesh == "pp" else 0):  # the last pipeline stage holds the loss
-        print(f"LOSS {first}", flush=True)
+        os.write(1, f"\nLOSS {first}\n".encode())
 
 
 def profile():
@@ -380,9 +382,23 @@ def profile():
         print(f"{phase:<10} {sorted(times)[len(times) // 2]:8.1f} ms")
 
 
+def matmul():
+    """Single-thread fp32 rates of the LM head's three products and of 2048 x 2048, as Peers --matmul prints ours."""
+    x, w, g, a = torch.randn(1024, 128), torch.randn(50304, 128), torch.randn(1024, 50304), torch.randn(2048, 2048)
+    head = 2.0 * 1024 * 128 * 50304
+    for name, flops, product in [("x @ w.T", head, lambda: x @ w.t()), ("g @ w", head, lambda: g @ w),
+                                 ("g.T @ x", head, lambda: g.t() @ x), ("2048 square", 2.0 * 2048 ** 3, lambda: a @ a)]:
+        product()
+        clock = time.perf_counter()
+        for _ in range(3):
+            product()
+        seconds = (time.perf_counter() - clock) / 3
+        print(f"{name:<12} {seconds * 1e3:7.1f} ms {flops / seconds / 1e9:6.1f} GFLOP/s")
+
+
 if __name__ == "__main__":
-    if sys.argv[1] == "--profile":
-        profile()
+    if sys.argv[1] in ("--profile", "--matmul"):
+        profile() if sys.argv[1] == "--profile" else matmul()
         sys.exit(0)
     model, mesh, steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
     world = 1 if mesh == "one" else 2
