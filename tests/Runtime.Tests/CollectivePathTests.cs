@@ -111,6 +111,24 @@ namespace ModelParallel.Tests
             }
         }
 
+        [Theory]
+        [InlineData(16)] // the small path: written through its address
+        [InlineData(FloatsInScratch * 2)] // the general path: copy_
+        public void AutogradSeesTheCollectiveWriteATensorThatBackwardSaved(long count)
+        {
+            // x * w saves x for w's gradient; all-reducing x in place afterwards must make backward fail, as any in-place
+            // write does, instead of computing w's gradient from the reduced values.
+            var errors = Ranks.Run(new MeshShape(tp: 2), context =>
+            {
+                var x = torch.ones(count);
+                var w = torch.ones(count).requires_grad_(true);
+                var y = (x * w).sum();
+                context.TensorParallel.AllReduce(x);
+                return Record.Exception(() => y.backward())?.Message ?? "no error";
+            });
+            foreach (var error in errors) Assert.Contains("modified by an inplace operation", error);
+        }
+
         [Fact]
         public void BroadcastOfIntegersTakesTheSmallPathToo()
         {
