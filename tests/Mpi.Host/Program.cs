@@ -51,6 +51,30 @@ switch (args.FirstOrDefault())
             y.sum().backward();
         });
         break;
+    case "saved-then-written":
+        // Each collective that writes in place overwrites a tensor backward saved; backward must refuse, not use it.
+        // The last rank reports: it is not the broadcast's root, whose tensor is only read.
+        int ranks = Math.Max(world, 2); // two threads without mpiexec
+        Ranks.Run(new MeshShape(tp: ranks), context =>
+        {
+            foreach (var (name, write) in new (string, Action<torch.Tensor>)[]
+            {
+                ("all-reduce", t => context.TensorParallel.AllReduce(t)),
+                ("started all-reduce", t => context.TensorParallel.StartAllReduce(t).Wait()),
+                ("all-gather", t => context.TensorParallel.AllGatherInto(torch.ones(4 / ranks), t, 0)),
+                ("reduce-scatter", t => context.TensorParallel.ReduceScatterInto(torch.ones(4 * ranks), t, 0)),
+                ("broadcast", t => context.TensorParallel.Broadcast(t, 0)),
+            })
+            {
+                var x = torch.ones(4);
+                var w = torch.ones(4).requires_grad_(true);
+                var y = (x * w).sum();
+                write(x);
+                var error = Record(() => y.backward());
+                if (context.Rank == ranks - 1) Console.WriteLine($"{name}: {(error?.Contains("modified by an inplace operation") == true ? "refused" : "NOT REFUSED: " + error)}");
+            }
+        });
+        break;
     case "mismatch":
         Ranks.Run(new MeshShape(tp: world + 1), _ => { });
         break;
@@ -67,3 +91,16 @@ switch (args.FirstOrDefault())
         return 2;
 }
 return 0;
+
+static string? Record(Action action)
+{
+    try
+    {
+        action();
+        return null;
+    }
+    catch (Exception e)
+    {
+        return e.Message;
+    }
+}

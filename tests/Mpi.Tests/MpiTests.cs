@@ -160,6 +160,19 @@ namespace ModelParallel.Tests
                 .ToList();
 
         [Fact]
+        public void ACollectiveThatOverwritesATensorBackwardSavedMakesBackwardRefuseUnderMpiAndThreads()
+        {
+            // MPI writes tensor storage through its address; autograd must still learn of the write (VersionCounter).
+            foreach (var job in new[] { MpiJob.Run(2, "saved-then-written"), MpiJob.RunThreads("saved-then-written") })
+            {
+                Assert.True(job.ExitCode == 0, job.Output);
+                foreach (var name in new[] { "all-reduce", "started all-reduce", "all-gather", "reduce-scatter", "broadcast" })
+                    Assert.Contains($"{name}: refused", job.Output);
+                Assert.DoesNotContain("NOT REFUSED", job.Output);
+            }
+        }
+
+        [Fact]
         public void AMissingMpiLibraryIsAOneLineErrorNamingThePackage()
         {
             var job = MpiJob.Run(2, "collectives", environment: "MODELPARALLEL_MPI_LIBRARY libmpich-not-here.so.12");

@@ -24,7 +24,7 @@ namespace ModelParallel.Communication
             Meet(CollectiveKind.AllReduce, Describe("AllReduce", tensor, op.ToString()), null);
             if (facts.Type == torch.ScalarType.Float32) Reduce((float*)facts.Data, generation, 0, count, op);
             else Reduce((double*)facts.Data, generation, 0, count, op);
-            Written(tensor);
+            VersionCounter.Bump(tensor);
             Release();
             return true;
         }
@@ -41,7 +41,7 @@ namespace ModelParallel.Communication
             for (long o = 0; o < outer; o++)
                 for (int k = 0; k < Size; k++, target += block)
                     Buffer.MemoryCopy(group.Scratch(k, generation) + o * block, target, block, block);
-            Written(output.Tensor);
+            VersionCounter.Bump(output.Tensor);
             Release();
             return true;
         }
@@ -59,7 +59,7 @@ namespace ModelParallel.Communication
                 if (input.Type == torch.ScalarType.Float32) Reduce((float*)output.Data + o * part, generation, o * row + Rank * part, part, op);
                 else Reduce((double*)output.Data + o * part, generation, o * row + Rank * part, part, op);
             }
-            Written(output.Tensor);
+            VersionCounter.Bump(output.Tensor);
             Release();
             return true;
         }
@@ -74,25 +74,11 @@ namespace ModelParallel.Communication
             if (Rank != root)
             {
                 Buffer.MemoryCopy(group.Scratch(root, generation), (void*)facts.Data, bytes, bytes);
-                Written(tensor);
+                VersionCounter.Bump(tensor);
             }
             Release();
             return true;
         }
-
-        /// <summary>
-        /// Tells autograd that <paramref name="tensor"/> was written in place, as copy_ would: a write through its address
-        /// leaves its version counter alone, and a tensor that backward saved would then be used with new values and no
-        /// error. Multiplying by one (a boolean: and-ing with itself) changes no value (NaN, -0 and subnormals included) and moves the counter.
-        /// </summary>
-        private static void Written(torch.Tensor tensor)
-        {
-            using var noGrad = torch.no_grad();
-            if (tensor.dtype == torch.ScalarType.Bool) tensor.logical_and_(tensor);
-            else tensor.mul_(One); // an integer one: it keeps an integer tensor's type, and a float tensor's
-        }
-
-        private static readonly Scalar One = 1L.ToScalar();
 
         /// <summary><paramref name="target"/>[i] = the ranks' buffers at <paramref name="offset"/> + i, combined in rank order.</summary>
         /// <remarks>Optimized from the first call: unoptimized (tier-0) vector code is slower than the collective.</remarks>

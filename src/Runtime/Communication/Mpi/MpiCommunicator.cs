@@ -78,6 +78,7 @@ namespace ModelParallel.Communication.Mpi
             {
                 Allreduce(buffer, op); // the common case: in place, no tensor operation
                 if (op == ReduceOp.Average) Divide(tensor);
+                VersionCounter.Bump(tensor); // MPI wrote it behind autograd's back
                 return;
             }
             AllReduceThroughWire(tensor, op);
@@ -128,6 +129,7 @@ namespace ModelParallel.Communication.Mpi
                 fixed (int* r = request)
                     MpiLibrary.Check(MpiLibrary.Wait(r, MpiLibrary.StatusIgnore), "MPI_Wait", Name);
                 if (op == ReduceOp.Average) Divide(tensor);
+                VersionCounter.Bump(tensor);
             });
         }
 
@@ -148,6 +150,7 @@ namespace ModelParallel.Communication.Mpi
             {
                 // Rank blocks along dimension 0 are contiguous in the output: MPI writes them in place.
                 Gather(source, target);
+                VersionCounter.Bump(output);
                 return;
             }
             AllGatherThroughWire(tensor, output, axis);
@@ -176,6 +179,7 @@ namespace ModelParallel.Communication.Mpi
                 // Each rank's block along dimension 0 is contiguous in the input: MPI reads and writes in place.
                 Scatter(source, target, op);
                 if (op == ReduceOp.Average) Divide(output);
+                VersionCounter.Bump(output);
                 return;
             }
             ReduceScatterThroughWire(tensor, output, axis, op);
@@ -214,7 +218,9 @@ namespace ModelParallel.Communication.Mpi
             var work = tensor.is_contiguous() ? tensor : tensor.contiguous();
             fixed (byte* data = work.bytes)
                 MpiLibrary.Check(MPI_Bcast((IntPtr)data, checked((int)work.bytes.Length), MPI_BYTE, root, handle), "MPI_Bcast", Name);
+            if (Rank == root) return; // the root's tensor is read, not written
             if (!ReferenceEquals(work, tensor)) tensor.copy_(work);
+            else VersionCounter.Bump(tensor);
         }
 
         /// <inheritdoc/>
@@ -297,6 +303,7 @@ namespace ModelParallel.Communication.Mpi
                 throw new CollectiveMismatchException(
                     $"Rank {Rank} of the {Name} receives {Shape(into)} ({expected} bytes) from rank {source} (tag {tag}), but {(code != MPI_SUCCESS ? $"the message is longer (MPI error code {code})" : $"the message has {received} bytes")}: sender and receiver disagree on the shape or dtype.");
             if (!ReferenceEquals(work, into)) into.copy_(work);
+            else VersionCounter.Bump(into);
         }
 
         /// <summary>A contiguous tensor's storage as MPI sees it: address, element count, MPI datatype.</summary>
