@@ -64,6 +64,11 @@ switch (args.FirstOrDefault())
                 ("all-gather", t => context.TensorParallel.AllGatherInto(torch.ones(4 / ranks), t, 0)),
                 ("reduce-scatter", t => context.TensorParallel.ReduceScatterInto(torch.ones(4 * ranks), t, 0)),
                 ("broadcast", t => context.TensorParallel.Broadcast(t, 0)),
+                ("receive", t =>
+                {
+                    if (context.Rank == 0) context.TensorParallel.Send(torch.ones(4), ranks - 1);
+                    else if (context.Rank == ranks - 1) context.TensorParallel.Receive(t, 0);
+                }),
             })
             {
                 var x = torch.ones(4);

@@ -166,7 +166,7 @@ namespace ModelParallel.Tests
             foreach (var job in new[] { MpiJob.Run(2, "saved-then-written"), MpiJob.RunThreads("saved-then-written") })
             {
                 Assert.True(job.ExitCode == 0, job.Output);
-                foreach (var name in new[] { "all-reduce", "started all-reduce", "all-gather", "reduce-scatter", "broadcast" })
+                foreach (var name in new[] { "all-reduce", "started all-reduce", "all-gather", "reduce-scatter", "broadcast", "receive" })
                     Assert.Contains($"{name}: refused", job.Output);
                 Assert.DoesNotContain("NOT REFUSED", job.Output);
             }
