@@ -49,12 +49,18 @@ namespace ModelParallel.Communication
             for (int k = 0; k < Size; k++)
             {
                 var (s, l) = Chunk(flat.numel(), Size, k);
-                if (l > 0) flat.narrow(0, s, l).copy_((torch.Tensor)group.Outputs[k]!);
+                if (l == 0) continue;
+                using var chunk = flat.narrow(0, s, l);
+                chunk.copy_((torch.Tensor)group.Outputs[k]!);
             }
             group.Arrive(Rank, "AllReduce");
             Release();
             reduced.Dispose();
             if (!ReferenceEquals(work, tensor)) tensor.copy_(work);
+            // A tensor passed to a native call is not kept alive by the call: the GC, run by another rank's thread,
+            // could finalize a temporary during the copy and free what it reads. These stay alive to here.
+            GC.KeepAlive(work);
+            GC.KeepAlive(flat);
         }
 
         /// <summary>Threads have no transport to progress in the background: the reduction completes before this returns.</summary>
@@ -81,7 +87,11 @@ namespace ModelParallel.Communication
             CheckOutput(facts, outputFacts, axis, part * Size, "AllGather");
             if (TrySmallAllGather(facts, outputFacts, axis)) return;
             Meet(CollectiveKind.AllGather, Describe("AllGather", tensor, $"dim {axis}"), tensor);
-            for (int k = 0; k < Size; k++) output.narrow(axis, k * part, part).copy_((torch.Tensor)group.Inputs[k]!);
+            for (int k = 0; k < Size; k++)
+            {
+                using var block = output.narrow(axis, k * part, part);
+                block.copy_((torch.Tensor)group.Inputs[k]!);
+            }
             group.Arrive(Rank, "AllGather");
             Release();
         }
@@ -101,11 +111,16 @@ namespace ModelParallel.Communication
             Meet(CollectiveKind.ReduceScatter, Describe("ReduceScatter", tensor, $"dim {axis}, {op}"), tensor);
             // Rank order, as in AllReduce, so the sum is the same on every rank.
             torch.Tensor Slice(int k) => ((torch.Tensor)group.Inputs[k]!).narrow(axis, Rank * part, part);
-            output.copy_(Slice(0));
+            using (var first = Slice(0)) output.copy_(first); // each slice held across the call that reads it (see AllReduce)
             for (int k = 1; k < Size; k++)
             {
-                if (op == ReduceOp.Max) output.copy_(output.maximum(Slice(k)));
-                else output.add_(Slice(k));
+                using var other = Slice(k);
+                if (op == ReduceOp.Max)
+                {
+                    using var larger = output.maximum(other);
+                    output.copy_(larger);
+                }
+                else output.add_(other);
             }
             if (op == ReduceOp.Average) output.div_(Size);
             group.Arrive(Rank, "ReduceScatter");
@@ -212,13 +227,20 @@ namespace ModelParallel.Communication
 
         private static string At() => CollectiveSite.Current is { } site ? $" at '{site}'" : "";
 
+        /// <remarks>Each slice is held in a variable across the native call that reads it (see AllReduce).</remarks>
         private torch.Tensor Reduce(Func<int, torch.Tensor> slice, ReduceOp op)
         {
-            var accumulator = slice(0).clone();
+            torch.Tensor accumulator;
+            using (var first = slice(0)) accumulator = first.clone();
             for (int k = 1; k < Size; k++)
             {
-                if (op == ReduceOp.Max) accumulator = accumulator.maximum(slice(k));
-                else accumulator.add_(slice(k));
+                using var other = slice(k);
+                if (op == ReduceOp.Max)
+                {
+                    using var previous = accumulator;
+                    accumulator = previous.maximum(other);
+                }
+                else accumulator.add_(other);
             }
             if (op == ReduceOp.Average) accumulator.div_(Size);
             return accumulator;

@@ -160,9 +160,13 @@ namespace ModelParallel.Communication.Mpi
         {
             using var noGrad = torch.no_grad();
             var send = Wire(tensor);
-            var gathered = torch.empty(new[] { (long)Size }.Concat(send.shape).ToArray(), send.dtype, send.device);
+            using var gathered = torch.empty(new[] { (long)Size }.Concat(send.shape).ToArray(), send.dtype, send.device);
             Gather(WireStorage(send), WireStorage(gathered));
-            output.copy_(torch.cat(gathered.unbind(0), axis));
+            var blocks = gathered.unbind(0);
+            using var joined = torch.cat(blocks, axis); // held across the copy, as in ReduceScatterThroughWire
+            output.copy_(joined);
+            foreach (var block in blocks) block.Dispose();
+            GC.KeepAlive(send);
         }
 
         /// <inheritdoc/>
@@ -189,11 +193,16 @@ namespace ModelParallel.Communication.Mpi
         {
             using var noGrad = torch.no_grad();
             // Swap `axis` to the front so each rank's block is contiguous; MPI reduces and scatters the blocks.
-            var blocks = Wire(tensor.transpose(0, axis));
-            var part = torch.empty(new[] { blocks.shape[0] / Size }.Concat(blocks.shape.Skip(1)).ToArray(), blocks.dtype, blocks.device);
+            // Temporaries are held in variables across the native calls that read them: a call does not keep its
+            // arguments alive, and a GC during it could finalize one and free what it reads.
+            using var swapped = tensor.transpose(0, axis);
+            var blocks = Wire(swapped);
+            using var part = torch.empty(new[] { blocks.shape[0] / Size }.Concat(blocks.shape.Skip(1)).ToArray(), blocks.dtype, blocks.device);
             Scatter(WireStorage(blocks), WireStorage(part), op);
             if (op == ReduceOp.Average) part.div_(Size);
-            output.copy_(part.transpose(0, axis));
+            using var back = part.transpose(0, axis);
+            output.copy_(back);
+            GC.KeepAlive(blocks);
         }
 
         private void Gather(Buffer send, Buffer receive) =>
