@@ -6,7 +6,6 @@ using System.Linq;
 using ModelParallel;
 using ModelParallel.Benchmarks;
 using ModelParallel.Examples.Gpt.Model;
-using ModelParallel.Examples.Gpt.Training;
 using TorchSharp;
 
 // Training throughput (tokens/s, forward + backward + AdamW) of the GPT example's model on one global batch of
@@ -21,7 +20,6 @@ if (args.Length > 0 && args[0] == "--child") return Child(args[1], long.Parse(ar
 if (args.Length > 0 && args[0] == "--matmul") return Matmul();
 int rounds = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 3;
 int steps = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 8;
-const long GlobalBatch = 16;
 
 var rows = new (string Name, Func<double> Run)[]
 {
@@ -46,8 +44,8 @@ for (int round = 0; round < rounds; round++)
 
 double Median(string name) => seconds[name].OrderBy(t => t).ElementAt(seconds[name].Count / 2);
 var small = Config(128);
-double tokens = GlobalBatch * small.Context, single = Median("one device");
-Console.WriteLine($"GPT {small.Depth} blocks × width {small.Width}, vocabulary {small.Vocabulary}, {GlobalBatch} × {small.Context} tokens per step; medians of {rounds} rounds × {steps} steps");
+double tokens = GptTiming.GlobalBatch * small.Context, single = Median("one device");
+Console.WriteLine($"GPT {small.Depth} blocks × width {small.Width}, vocabulary {small.Vocabulary}, {GptTiming.GlobalBatch} × {small.Context} tokens per step; medians of {rounds} rounds × {steps} steps");
 foreach (var (name, _) in rows.Take(7))
     Console.WriteLine($"{name,-14} {Median(name) * 1e3,8:F1} ms/step {tokens / Median(name),8:N0} tokens/s   {single / Median(name):F2}x one device");
 
@@ -70,21 +68,7 @@ static int Child(string axis, long width, int steps)
     torch.set_num_threads(1);
     var mesh = axis switch { "tp" => new MeshShape(tp: 2), "pp" => new MeshShape(pp: 2), "dp" => new MeshShape(dp: 2), _ => new MeshShape() };
     var config = Config(width);
-    return ChildProcess.Report(Ranks.Run(mesh, context =>
-    {
-        var options = new TrainingOptions(config, mesh) { Microbatches = mesh.Pp > 1 ? 4 : 1, Batch = GlobalBatch / mesh.Dp, Steps = steps + 2 };
-        var training = new GptTraining(options);
-        using var tokens = torch.randint(config.Vocabulary, new[] { GlobalBatch, config.Context + 1 }, generator: new torch.Generator(7));
-        using var rows = tokens.narrow(0, context.Coordinates.Dp * options.Batch, options.Batch);
-        using var input = rows.narrow(1, 0, config.Context).contiguous();
-        using var target = rows.narrow(1, 1, config.Context).contiguous();
-        for (int i = 0; i < 2; i++) training.Step(i, input, target);
-        context.World.Barrier();
-        var clock = Stopwatch.StartNew();
-        for (int i = 0; i < steps; i++) training.Step(i + 2, input, target);
-        context.World.Barrier();
-        return clock.Elapsed.TotalSeconds / steps;
-    }));
+    return ChildProcess.Report(Ranks.Run(mesh, _ => GptTiming.Milliseconds(config, mesh, warmup: 2, steps) / 1e3));
 }
 
 // The machine's single-thread fp32 matmul rate in GFLOP/s: the median of 5 products of 2048 × 2048 matrices.

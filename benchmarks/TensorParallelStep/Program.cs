@@ -49,31 +49,10 @@ int Child(string variant, int steps)
 {
     torch.set_num_threads(1);
     var mesh = new MeshShape(tp: variant == "single" ? 1 : 2);
-    return ChildProcess.Report(Ranks.Run(mesh, c => Measure(steps, () => Stack(_ => variant == "hand-written"
+    return ChildProcess.Report(Ranks.Run(mesh, c => StepTiming.Stack(Stack(_ => variant == "hand-written"
         ? new HandWrittenBlock(Width, Hidden, c.TensorParallel)
-        : new GeneratedBlock(Width, Hidden)))));
+        : new GeneratedBlock(Width, Hidden)), new[] { Batch, Width }, steps)));
 }
 
 nn.Module<Tensor, Tensor> Stack(Func<int, nn.Module<Tensor, Tensor>> block) =>
     nn.Sequential(Enumerable.Range(0, Depth).Select(i => ($"b{i}", block(i))).ToArray());
-
-double Measure(int steps, Func<nn.Module<Tensor, Tensor>> build)
-{
-    var model = build();
-    var optimizer = torch.optim.Adam(model.parameters(), lr: 1e-4);
-    using var generator = new torch.Generator(3);
-    var x = torch.empty(Batch, Width).normal_(0, 1, generator);
-    void Step()
-    {
-        using var scope = torch.NewDisposeScope();
-        optimizer.zero_grad();
-        model.forward(x).square().mean().backward();
-        optimizer.step();
-    }
-    for (int i = 0; i < 3; i++) Step(); // warm-up
-    RankContext.Current!.TensorParallel.Barrier();
-    var clock = Stopwatch.StartNew();
-    for (int i = 0; i < steps; i++) Step();
-    RankContext.Current!.TensorParallel.Barrier();
-    return clock.Elapsed.TotalMilliseconds / steps;
-}

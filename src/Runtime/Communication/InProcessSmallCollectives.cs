@@ -90,9 +90,7 @@ namespace ModelParallel.Communication
             var result = new Span<T>(target, (int)count);
             for (int k = 1; k < Size; k++)
             {
-                var other = new ReadOnlySpan<T>((T*)group.Scratch(k, generation) + offset, (int)count);
-                if (op == ReduceOp.Max) Combine(result, other, max: true);
-                else Combine(result, other, max: false);
+                Combine(result, new ReadOnlySpan<T>((T*)group.Scratch(k, generation) + offset, (int)count), max: op == ReduceOp.Max);
             }
             if (op == ReduceOp.Average)
             {
