@@ -24,6 +24,7 @@ namespace ModelParallel.Generators
         public const string ReshardInsertedId = "MP0016";
         public const string RankDependentId = "MP0017";
         public const string DirectParameterUseId = "MP0018";
+        public const string ShardedResultId = "MP0019";
         public const string InternalErrorId = "MP0099";
 
         private const string Category = "ModelParallel";
@@ -120,6 +121,11 @@ namespace ModelParallel.Generators
             "'{0}.{1}' of {2} layer '{0}' is used directly: each rank holds only its shard of it, so the expression sees the local shard with no communication; call '{0}.forward', or make '{0}' [Replicated]",
             "The generator inserts the communication a partitioned layer needs only around its forward. Its weight or bias read directly (a functional linear over it, a weight tied to another layer, a parameter added to a value) is the local shard: shapes differ from one device's, or worse, they match and the numbers are silently partial.");
 
+        public static readonly DiagnosticDescriptor ShardedResult = Create(ShardedResultId,
+            "A sharded module output used as a whole value",
+            "'{0}' returns a value placed {1} over tp: each rank gets only its slice, not one device's whole value; {2}",
+            "A [ParallelModule] whose forward ends in a ColumnParallel layer (the logits of a vocabulary-parallel head, say) returns S(-1): each rank holds its slice. Inside another [ParallelModule] the placement walk carries that shard on; code outside any [ParallelModule] would take the slice for the whole. Give such an output to VocabParallelLoss (Compute, or PipelineExecutor with one: the loss over sharded logits, never gathered), or end forward with a layer that returns a whole value.");
+
         public static readonly DiagnosticDescriptor InternalError = Create(InternalErrorId,
             "ModelParallel generator failed",
             "The ModelParallel generator failed on '{0}': {1}. No partition was generated; please report this",
@@ -128,7 +134,7 @@ namespace ModelParallel.Generators
         /// <summary>Every descriptor, for the analyzer.</summary>
         public static readonly System.Collections.Immutable.ImmutableArray<DiagnosticDescriptor> All = System.Collections.Immutable.ImmutableArray.Create(
             NotPartial, UnsupportedLayer, ConflictingPlacements, BypassedPartition, LayerNotConstructed, InvalidStagesField, StagesNotBuilt,
-            NotSequential, InvalidStageMarker, NotDivisible, ShardedReduction, PartialNonLinear, PartialEscapes, UnsupportedShardedOperation, ColumnAfterColumn, ReshardInserted, RankDependent, DirectParameterUse, InternalError);
+            NotSequential, InvalidStageMarker, NotDivisible, ShardedReduction, PartialNonLinear, PartialEscapes, UnsupportedShardedOperation, ColumnAfterColumn, ReshardInserted, RankDependent, DirectParameterUse, ShardedResult, InternalError);
 
         /// <summary>Whether diagnostics of this ID stop the generator from emitting (errors do; warnings and infos do not).</summary>
         public static bool IsError(string id) => ById(id).DefaultSeverity == DiagnosticSeverity.Error;
@@ -153,6 +159,7 @@ namespace ModelParallel.Generators
             ReshardInsertedId => ReshardInserted,
             RankDependentId => RankDependent,
             DirectParameterUseId => DirectParameterUse,
+            ShardedResultId => ShardedResult,
             InternalErrorId => InternalError,
             _ => throw new ArgumentOutOfRangeException(nameof(id), id, "unknown diagnostic"),
         };

@@ -1,14 +1,16 @@
 using System;
+using System.Collections.Concurrent;
 using System.Collections.Immutable;
 using System.Linq;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.Diagnostics;
+using Microsoft.CodeAnalysis.Operations;
 using ModelParallel.Generators.Model;
 
 namespace ModelParallel.Generators
 {
     /// <summary>
-    /// Reports every partition rule check of a [ParallelModule] class (MP0001-MP0016) as an analyzer diagnostic:
+    /// Reports every partition rule check of a [ParallelModule] class (MP0001-MP0018), and MP0019 at calls of one from outside any, as an analyzer diagnostic:
     /// at its exact source location, so the IDE shows it as you type, #pragma and .editorconfig can configure it,
     /// and code fixes (ModelParallel.CodeFixes) can repair it. It reads the class with the same parser as the
     /// generator, which reports only its own internal failures (MP0099) and emits nothing for a class in error.
@@ -30,8 +32,59 @@ namespace ModelParallel.Generators
                 if (start.Compilation.GetTypeByMetadataName(ParallelModuleGenerator.ParallelModuleAttribute) is null) return;
                 var pages = DiagnosticHelpLinks.Directory(start.Options.AnalyzerConfigOptionsProvider);
                 start.RegisterSymbolAction(symbol => Analyze(symbol, pages), SymbolKind.NamedType);
+                var attribute = start.Compilation.GetTypeByMetadataName(ParallelModuleGenerator.ParallelModuleAttribute);
+                var outputs = new ConcurrentDictionary<INamedTypeSymbol, string?>(SymbolEqualityComparer.Default);
+                start.RegisterOperationAction(operation => CheckModuleCall(operation, attribute, outputs, pages), OperationKind.Invocation);
             });
         }
+
+        /// <summary>
+        /// MP0019: <c>forward</c> or <c>call</c> of a [ParallelModule] whose output is sharded, from code outside any
+        /// [ParallelModule] (inside one, the placement walk carries the shard on).
+        /// </summary>
+        private static void CheckModuleCall(OperationAnalysisContext context, INamedTypeSymbol? attribute, ConcurrentDictionary<INamedTypeSymbol, string?> outputs, string? pages)
+        {
+            var invocation = (IInvocationOperation)context.Operation;
+            if (invocation.TargetMethod.Name is not ("forward" or "call") || attribute is null) return;
+            var receiver = invocation.Instance;
+            while (receiver is IConversionOperation conversion) receiver = conversion.Operand;
+            if (receiver?.Type is not INamedTypeSymbol module || !IsParallelModule(module, attribute)) return;
+            for (var t = context.ContainingSymbol.ContainingType; t is not null; t = t.ContainingType)
+                if (IsParallelModule(t, attribute)) return;
+            if (OnlyIntoVocabularyLoss(invocation)) return;
+            var output = outputs.GetOrAdd(module, m => ParallelModuleGenerator.Parser.ShardedOutput(m, context.Compilation, context.CancellationToken));
+            if (output is null) return;
+            var descriptor = DiagnosticHelpLinks.For(DiagnosticDescriptors.ShardedResult, pages);
+            context.ReportDiagnostic(Diagnostic.Create(descriptor, invocation.Syntax.GetLocation(), $"{module.Name}.{invocation.TargetMethod.Name}", output,
+                "give it to VocabParallelLoss (Compute, or PipelineExecutor with one), which takes logits sharded on the vocabulary, or end its forward with a layer that returns a whole value"));
+        }
+
+        /// <summary>
+        /// The output goes only to VocabParallelLoss (Compute, Whole), which takes logits sharded on the vocabulary:
+        /// directly as an argument, or through a local whose every use is such an argument.
+        /// </summary>
+        private static bool OnlyIntoVocabularyLoss(IInvocationOperation invocation)
+        {
+            static bool IntoLoss(IOperation use)
+            {
+                var parent = use.Parent;
+                while (parent is IConversionOperation) parent = parent.Parent;
+                return parent is IArgumentOperation { Parent: IInvocationOperation call }
+                    && call.TargetMethod.ContainingType?.ToDisplayString() == "ModelParallel.Layers.VocabParallelLoss";
+            }
+            if (IntoLoss(invocation)) return true;
+            var parent = invocation.Parent;
+            while (parent is IConversionOperation) parent = parent.Parent;
+            if (parent is not IVariableInitializerOperation { Parent: IVariableDeclaratorOperation declarator }) return false;
+            var root = declarator;
+            IOperation top = root;
+            while (top.Parent is not null) top = top.Parent;
+            var uses = top.Descendants().OfType<ILocalReferenceOperation>().Where(r => SymbolEqualityComparer.Default.Equals(r.Local, declarator.Symbol)).ToList();
+            return uses.Count > 0 && uses.All(IntoLoss);
+        }
+
+        private static bool IsParallelModule(INamedTypeSymbol type, INamedTypeSymbol attribute) =>
+            type.GetAttributes().Any(a => SymbolEqualityComparer.Default.Equals(a.AttributeClass, attribute));
 
         private static void Analyze(SymbolAnalysisContext context, string? pages)
         {

@@ -79,6 +79,12 @@ namespace ModelParallel.Generators
             {
                 if (module.Namespace is not null) w.Open($"namespace {module.Namespace}");
                 foreach (var containing in module.ContainingTypes) w.Open($"partial class {containing}");
+                var returned = module.Values.Where(v => v.IsReturn).Select(v => v.Placement).Distinct().ToList();
+                if (returned.Count == 1 && returned[0].Kind is ValueKind.Replicate or ValueKind.Shard)
+                {
+                    w.Line($"// forward returns {returned[0]}: recorded for modules of other assemblies that use this one.");
+                    w.Line($"[global::ModelParallel.OutputPlacement(global::ModelParallel.PlacementKind.{(returned[0].Kind == ValueKind.Shard ? "Shard" : "Replicate")}, {returned[0].Dim})]");
+                }
                 w.Open($"partial class {module.Name} : global::ModelParallel.IPartitionedModule");
                 w.Line("private static readonly global::ModelParallel.ParameterPlacement[] __parameterPlacements =");
                 w.Line("{");
@@ -91,10 +97,9 @@ namespace ModelParallel.Generators
                 w.Line("/// <summary>Placements of this module's own layer parameters over the tp axis (generated).</summary>");
                 w.Line(GeneratedCodeAttribute);
                 w.Line("global::System.Collections.Generic.IReadOnlyList<global::ModelParallel.ParameterPlacement> global::ModelParallel.IPartitionedModule.ParameterPlacements => __parameterPlacements;");
-                var returned = module.Values.Where(v => v.Name == "(returned)").Select(v => v.Placement).Distinct().ToList();
                 var output = returned.Count != 1 ? null
-                    : returned[0] == "R" ? "global::ModelParallel.Placement.Replicate"
-                    : returned[0].StartsWith("S(", StringComparison.Ordinal) ? $"global::ModelParallel.Placement.Shard({returned[0].Substring(2, returned[0].Length - 3)})" : null;
+                    : returned[0].Kind == ValueKind.Replicate ? "global::ModelParallel.Placement.Replicate"
+                    : returned[0].Kind == ValueKind.Shard ? $"global::ModelParallel.Placement.Shard({returned[0].Dim})" : null;
                 w.Line();
                 w.Line(output is null
                     ? $"/// <summary>How forward's result lies over tp: not known to the placement walk ({(returned.Count == 0 ? "it returns no tensor it could place" : "its returns differ: " + string.Join(", ", returned))}).</summary>"
@@ -172,7 +177,7 @@ namespace ModelParallel.Generators
                     }
                     case InterceptionKind.Dropout:
                     {
-                        bool sharded = site.Target == "Dropout:true";
+                        bool sharded = site.Sharded;
                         w.Line($"// dropout(...) at {site.Where}: the input is {(sharded ? "sharded over tp (S): a random stream per tp rank" : "replicated (R): the same random stream on every tp rank")}");
                         w.Line(attribute);
                         w.Line($"internal static {site.ReturnType} Dropout_{index}({parameters})");
@@ -200,34 +205,34 @@ namespace ModelParallel.Generators
                         return;
                     }
                     case InterceptionKind.LayerFactory:
-                        w.Line($"// {site.Field} = {site.Target!.Replace("global::TorchSharp.", "")}(...) at {site.Where}: replicated (R); built on the meta device, with no memory, when another pp rank holds it{StageNote(site.Role)}");
+                        w.Line($"// {site.Field} = {site.FactoryType!.Replace("global::TorchSharp.", "")}(...) at {site.Where}: replicated (R); built on the meta device, with no memory, when another pp rank holds it{StageNote(site.Role)}");
                         w.Line(attribute);
                         w.Line($"internal static {site.ReturnType} Create_{site.Field}_{index}({parameters})");
-                        var built = $"{site.Target}({string.Join(", ", site.Parameters.Select(p => p.Name == "device" ? DeviceFor(site.Role, p.Name) : p.Name))})";
+                        var built = $"{site.FactoryType}({string.Join(", ", site.Parameters.Select(p => p.Name == "device" ? DeviceFor(site.Role, p.Name) : p.Name))})";
                         // An embedding draws its rows from the run's seed: TorchSharp's own draw uses the generator rank threads share.
-                        w.Line(site.Target == "global::TorchSharp.torch.nn.Embedding"
+                        w.Line(site.FactoryType == "global::TorchSharp.torch.nn.Embedding"
                             ? $"    => global::ModelParallel.Layers.VocabParallel.SeededReplicated(\"{layer}\", {built}, {(site.Parameters.Any(p => p.Name == "padding_idx") ? "padding_idx" : "null")});"
                             : $"    => {built};");
                         return;
                     case InterceptionKind.StageForward:
-                        w.Line($"// {site.Field}.forward(...) at {site.Where}: runs on the {site.Role!.ToLowerInvariant()} pipeline stage; elsewhere passes its input through");
+                        w.Line($"// {site.Field}.forward(...) at {site.Where}: runs on the {site.Role!.Value.ToString().ToLowerInvariant()} pipeline stage; elsewhere passes its input through");
                         w.Line(attribute);
                         w.Line($"internal static {site.ReturnType} Forward_{site.Field}_{index}(this {site.ReceiverType} self, {parameters})");
                         w.Line($"    => {Pipeline}.PipelineRun.Runs(\"{layer}\", {Pipeline}.PipelineRole.{site.Role}) ? self.forward({arguments}) : {input};");
                         return;
                     case InterceptionKind.StageBlocks:
-                        w.Line($"// {site.Field} = nn.ModuleList(...Select(...)) at {site.Where}: the blocks split over pp x virtual stages ({(site.Target!.Contains("Empty") ? "evenly" : "[" + site.Target.Replace("new int[] { ", "").Replace(" }", "") + "] per virtual stage")}); blocks of other pp ranks on the meta device");
+                        w.Line($"// {site.Field} = nn.ModuleList(...Select(...)) at {site.Where}: the blocks split over pp x virtual stages ({(site.SplitCode!.Contains("Empty") ? "evenly" : "[" + site.SplitCode.Replace("new int[] { ", "").Replace(" }", "") + "] per virtual stage")}); blocks of other pp ranks on the meta device");
                         w.Line(attribute);
                         w.Line($"internal static {site.ReturnType} Blocks_{site.Field}_{index}(this {parameters})");
-                        w.Line($"    => {Pipeline}.PipelineBuild.Blocks(\"{layer}\", {arguments}, {site.Target});");
+                        w.Line($"    => {Pipeline}.PipelineBuild.Blocks(\"{layer}\", {arguments}, {site.SplitCode});");
                         return;
                     case InterceptionKind.ShardedView:
                     {
-                        var parts = site.Target!.Split(':');
-                        w.Line($"// {parts[0].ToLowerInvariant()}(...) at {site.Where}: the input is sharded over tp; dimension {parts[1]} of the written (logical) shape carries the shard and is divided by tp");
+                        var shape = site.Shape.ToString();
+                        w.Line($"// {shape.ToLowerInvariant()}(...) at {site.Where}: the input is S({site.InputShardDim}); dimension {site.ShardDim} of the written (logical) shape carries the shard and is divided by tp, checked at run time");
                         w.Line(attribute);
-                        w.Line($"internal static {site.ReturnType} {parts[0]}_{index}(this {site.ReceiverType} self, {parameters})");
-                        w.Line($"    => global::ModelParallel.Layers.ShardedShapes.{parts[0]}(\"{layer} at {site.Where}\", self, {arguments}, {parts[1]});");
+                        w.Line($"internal static {site.ReturnType} {shape}_{index}(this {site.ReceiverType} self, {parameters})");
+                        w.Line($"    => global::ModelParallel.Layers.ShardedShapes.{shape}(\"{layer} at {site.Where}\", self, {arguments}, {site.ShardDim}, {site.InputShardDim});");
                         return;
                     }
                     case InterceptionKind.BlockForward:
@@ -237,17 +242,17 @@ namespace ModelParallel.Generators
                         w.Line($"    => {Pipeline}.PipelineRun.Block(\"{layer}\", self, {arguments});");
                         return;
                 }
-                var (forwardComment, method) = (site.Placement, site.Target) switch
+                var (forwardComment, method) = (site.Placement, site.Variant) switch
                 {
                     (LayerPlacement.Vocab, _) => ("ids R -> rows of this rank's vocabulary range, zeros elsewhere (P) -> all-reduce (g) -> R", "global::ModelParallel.Layers.VocabParallel.EmbeddingForward"),
-                    (LayerPlacement.Column, "gather") => ("the input arrives S(-1) from another ColumnParallel layer: all-gather (backward: slice), then f and the local shard: R -> S(-1)", $"{Runtime}.ColumnForwardGathered"),
-                    (LayerPlacement.Row, "reduce-scatter") => ("the input arrives as a partial sum: reduce-scatter it (P -> S(-1); backward all-gather), then the local shard, g and the bias once: P -> R", $"{Runtime}.RowForwardReduceScattered"),
-                    (LayerPlacement.Row, "partial") => ("the local shard S(-1) -> P, left a partial sum (ReduceOutput = false; bias on tp rank 0 only): the generator reduces it where forward needs it whole", $"{Runtime}.RowForwardPartial"),
-                    (LayerPlacement.Column, "reduce") => ("the input arrives as a partial sum: all-reduce it (P -> R; backward identity), then f and the local shard: R -> S(-1)", $"{Runtime}.ColumnForwardReduced"),
-                    (_, "reduce") => ("the input arrives as a partial sum: all-reduce it (P -> R; backward identity), then the replicated layer", $"{Runtime}.ReplicatedForwardReduced"),
-                    (LayerPlacement.Row, "reduce-scatter-partial") => ("the input arrives as a partial sum: reduce-scatter P -> S(-1) (backward: all-gather), then the local shard S(-1) -> P, left a partial sum (ReduceOutput = false; bias on tp rank 0 only)", $"{Runtime}.RowForwardReduceScatteredPartial"),
-                    (LayerPlacement.Row, "slice-partial") => ("the input arrives R: local slice (free; backward: all-gather), then the local shard S(-1) -> P, left a partial sum (ReduceOutput = false; bias on tp rank 0 only)", $"{Runtime}.RowForwardSlicedPartial"),
-                    (LayerPlacement.Row, "slice") => ("the input arrives R: local slice (free; backward: all-gather), then the local shard S(-1) -> P, g and the bias once: P -> R", $"{Runtime}.RowForwardSliced"),
+                    (LayerPlacement.Column, LayerVariant.Gathered) => ("the input arrives S(-1) from another ColumnParallel layer: all-gather (backward: slice), then f and the local shard: R -> S(-1)", $"{Runtime}.ColumnForwardGathered"),
+                    (LayerPlacement.Row, LayerVariant.ReduceScattered) => ("the input arrives as a partial sum: reduce-scatter it (P -> S(-1); backward all-gather), then the local shard, g and the bias once: P -> R", $"{Runtime}.RowForwardReduceScattered"),
+                    (LayerPlacement.Row, LayerVariant.Partial) => ("the local shard S(-1) -> P, left a partial sum (ReduceOutput = false; bias on tp rank 0 only): the generator reduces it where forward needs it whole", $"{Runtime}.RowForwardPartial"),
+                    (LayerPlacement.Column, LayerVariant.Reduced) => ("the input arrives as a partial sum: all-reduce it (P -> R; backward identity), then f and the local shard: R -> S(-1)", $"{Runtime}.ColumnForwardReduced"),
+                    (_, LayerVariant.Reduced) => ("the input arrives as a partial sum: all-reduce it (P -> R; backward identity), then the replicated layer", $"{Runtime}.ReplicatedForwardReduced"),
+                    (LayerPlacement.Row, LayerVariant.ReduceScatteredPartial) => ("the input arrives as a partial sum: reduce-scatter P -> S(-1) (backward: all-gather), then the local shard S(-1) -> P, left a partial sum (ReduceOutput = false; bias on tp rank 0 only)", $"{Runtime}.RowForwardReduceScatteredPartial"),
+                    (LayerPlacement.Row, LayerVariant.SlicedPartial) => ("the input arrives R: local slice (free; backward: all-gather), then the local shard S(-1) -> P, left a partial sum (ReduceOutput = false; bias on tp rank 0 only)", $"{Runtime}.RowForwardSlicedPartial"),
+                    (LayerPlacement.Row, LayerVariant.Sliced) => ("the input arrives R: local slice (free; backward: all-gather), then the local shard S(-1) -> P, g and the bias once: P -> R", $"{Runtime}.RowForwardSliced"),
                     (LayerPlacement.Column, _) => ("f (identity forward, all-reduce backward), then the local shard: R -> S(-1)", $"{Runtime}.ColumnForward"),
                     (LayerPlacement.Row, _) => ("the local shard S(-1) -> P, then g (all-reduce forward, identity backward) and the bias once: P -> R", $"{Runtime}.RowForward"),
                     _ => ("replicated, no tp communication: R -> R (gradients tapped for dp averaging when dp > 1)", $"{Runtime}.ReplicatedForward"),
@@ -262,10 +267,10 @@ namespace ModelParallel.Generators
 
             private const string Pipeline = "global::ModelParallel.Pipelining";
 
-            private static string DeviceFor(string? role, string device) =>
+            private static string DeviceFor(StageRole? role, string device) =>
                 $"{Pipeline}.PipelineBuild.DeviceFor({(role is null ? "null" : $"{Pipeline}.PipelineRole.{role}")}, {device})";
 
-            private static string StageNote(string? role) => role is null ? "" : $"; {role.ToLowerInvariant()} pipeline stage only";
+            private static string StageNote(StageRole? role) => role is null ? "" : $"; {role.Value.ToString().ToLowerInvariant()} pipeline stage only";
 
             private static void WritePipelinePlan(SourceWriter w, PipelineSpec pipeline)
             {

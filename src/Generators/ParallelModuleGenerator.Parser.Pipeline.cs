@@ -24,16 +24,16 @@ namespace ModelParallel.Generators
             {
                 public IFieldSymbol? Field;
                 public int[] Split = System.Array.Empty<int>();
-                public readonly Dictionary<string, string> Roles = new();
+                public readonly Dictionary<string, StageRole> Roles = new();
                 public bool BlocksBuilt;
 
-                public string? RoleOf(IFieldSymbol field) => RoleOf(field.Name);
+                public StageRole? RoleOf(IFieldSymbol field) => RoleOf(field.Name);
 
-                public string? RoleOf(string field) => Roles.TryGetValue(field, out var role) ? role : null;
+                public StageRole? RoleOf(string field) => Roles.TryGetValue(field, out var role) ? role : null;
 
                 public PipelineSpec? ToSpec() => Field is null ? null : new PipelineSpec(Field.Name, Split.ToEquatableArray(),
-                    Roles.Where(r => r.Value == "First").Select(r => r.Key).ToEquatableArray(),
-                    Roles.Where(r => r.Value == "Last").Select(r => r.Key).ToEquatableArray());
+                    Roles.Where(r => r.Value == StageRole.First).Select(r => r.Key).ToEquatableArray(),
+                    Roles.Where(r => r.Value == StageRole.Last).Select(r => r.Key).ToEquatableArray());
             }
 
             /// <summary>Reads [PipelineStages], [FirstStage] and [LastStage] fields and reports misuse.</summary>
@@ -77,7 +77,7 @@ namespace ModelParallel.Generators
                         if (!DerivesFrom(field.Type, ModuleType))
                             diagnostics.Add(Diagnostic(DiagnosticDescriptors.InvalidStageMarkerId, At(marker), first is not null ? "FirstStage" : "LastStage", field.Name,
                                 $"'{field.Type.ToDisplayString()}' is not a TorchSharp module"));
-                        else stages.Roles[field.Name] = first is not null ? "First" : "Last";
+                        else stages.Roles[field.Name] = first is not null ? StageRole.First : StageRole.Last;
                     }
                 }
                 if (stages.Field is null && stages.Roles.Count > 0)
@@ -110,7 +110,7 @@ namespace ModelParallel.Generators
                     var split = stages.Split.Length == 0 ? "global::System.Array.Empty<int>()" : $"new int[] {{ {string.Join(", ", stages.Split)} }}";
                     if (Intercept(InterceptionKind.StageBlocks, new LayerSpec(list.Name, LayerPlacement.Default), method, call, model, cancellationToken) is { } blocks)
                     {
-                        interceptions.Add(blocks with { Target = split });
+                        interceptions.Add(blocks with { SplitCode = split });
                         stages.BlocksBuilt = true;
                     }
                     return true;
@@ -121,7 +121,7 @@ namespace ModelParallel.Generators
                     && AssignedAnyField(type, invocation) is { } built && !((IsLinearFactory(method) || method.Name == "Embedding") && layers.ContainsKey(built.Name)))
                 {
                     if (Intercept(InterceptionKind.LayerFactory, new LayerSpec(built.Name, LayerPlacement.Default), method, call, model, cancellationToken) is { } factory)
-                        interceptions.Add(factory with { Role = stages.RoleOf(built), Target = $"global::TorchSharp.torch.nn.{method.Name}" });
+                        interceptions.Add(factory with { Role = stages.RoleOf(built), FactoryType = $"global::TorchSharp.torch.nn.{method.Name}" });
                     return true;
                 }
 
@@ -220,7 +220,7 @@ namespace ModelParallel.Generators
                         Report(invocation, "would run on every pipeline stage");
                     else if (stages.RoleOf(field.Field) is not { } role)
                         Report(invocation, $"calls '{field.Field.Name}', which has no [FirstStage] or [LastStage] marker, so it would run on every stage");
-                    else if (role == (LoopSeen ? "First" : "Last"))
+                    else if (role == (LoopSeen ? StageRole.First : StageRole.Last))
                         Report(invocation, LoopSeen ? "runs a [FirstStage] layer after the blocks" : "runs a [LastStage] layer before the blocks");
                     foreach (var argument in invocation.Arguments) Visit(argument);
                 }

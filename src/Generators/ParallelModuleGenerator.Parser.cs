@@ -94,20 +94,21 @@ namespace ModelParallel.Generators
                         switch (model.GetOperation(node, cancellationToken))
                         {
                             case IInvocationOperation invocation when node is InvocationExpressionSyntax call:
-                                if (facts.Sites.TryGetValue(call, out var dropout) && dropout.StartsWith("Dropout:"))
+                                facts.Sites.TryGetValue(call, out var site);
+                                if (site is DropoutSite dropout)
                                 {
                                     if (Intercept(InterceptionKind.Dropout, new LayerSpec("forward", LayerPlacement.Default), invocation.TargetMethod, call, model, cancellationToken) is { } drop)
-                                        interceptions.Add(drop with { Target = dropout });
+                                        interceptions.Add(drop with { Sharded = dropout.Sharded });
                                 }
-                                else if (facts.Sites.TryGetValue(call, out var loss) && loss == "VocabCrossEntropy")
+                                else if (site is VocabLossSite)
                                 {
                                     if (Intercept(InterceptionKind.VocabLoss, new LayerSpec("forward", LayerPlacement.Default), invocation.TargetMethod, call, model, cancellationToken) is { } vocab)
                                         interceptions.Add(vocab);
                                 }
-                                else if (facts.Sites.TryGetValue(call, out var site) && (site.StartsWith("View:") || site.StartsWith("Reshape:")))
+                                else if (site is ShapeSite shape)
                                 {
                                     if (Intercept(InterceptionKind.ShardedView, new LayerSpec("forward", LayerPlacement.Default), invocation.TargetMethod, call, model, cancellationToken) is { } view)
-                                        interceptions.Add(view with { Target = site });
+                                        interceptions.Add(view with { Shape = shape.Method, ShardDim = shape.Dim, InputShardDim = shape.InputDim });
                                 }
                                 else if (!ReadPipelineInvocation(type, layers, stages, invocation, call, model, interceptions, cancellationToken))
                                     ReadInvocation(type, layers, stages, facts, sizes, invocation, call, model, interceptions, constructed, diagnostics, cancellationToken);
@@ -253,7 +254,7 @@ namespace ModelParallel.Generators
                 if (method.Name == "forward" && method.Parameters.Length == 1 && method.ContainingType.ToDisplayString() is LinearType or EmbeddingType)
                 {
                     if (Intercept(InterceptionKind.Forward, layer, method, call, model, cancellationToken) is { } forward)
-                        interceptions.Add(forward with { Role = stages.RoleOf(layer.Field), Target = facts.Sites.TryGetValue(call, out var variant) ? variant : null });
+                        interceptions.Add(forward with { Role = stages.RoleOf(layer.Field), Variant = facts.Sites.TryGetValue(call, out var site) && site is LayerSite variant ? variant.Variant : LayerVariant.Plain });
                 }
                 else if (method.Name == "call" && IsPartitioned(layer))
                 {
@@ -294,7 +295,10 @@ namespace ModelParallel.Generators
                 private readonly Dictionary<SyntaxTree, SemanticModel> models = new();
 
                 /// <summary>What each [ParallelModule] sub-module's forward returns, walked once per read of a class however often it is used.</summary>
-                public Dictionary<ISymbol, string?> Returned { get; } = new(SymbolEqualityComparer.Default);
+                public Dictionary<ISymbol, ModuleOutput> Returned { get; } = new(SymbolEqualityComparer.Default);
+
+                /// <summary>TorchSharp's and ModelParallel's types, resolved once per read.</summary>
+                public KnownTypes Known { get; } = new(compilation);
 
                 public SemanticModel Of(SyntaxTree tree)
                 {

@@ -66,7 +66,7 @@ namespace ModelParallel.Generators
                     yield return "";
                     yield return "| value | placement over tp |";
                     yield return "|---|---|";
-                    foreach (var value in module.Values) yield return $"| {value.Name} | {value.Placement} |";
+                    foreach (var value in module.Values) yield return $"| {value.Name} | {value.Shown} |";
                     yield return "";
                 }
                 var collectives = Collectives(module).Concat(LossCollectives(module)).ToList();
@@ -93,33 +93,33 @@ namespace ModelParallel.Generators
                     switch (layer.Placement)
                     {
                         case LayerPlacement.Column:
-                            if (site.Target == "reduce") yield return (site.Field, "all-reduce (inserted: input arrives as a partial sum)", "forward", input);
-                            if (site.Target == "gather") yield return (site.Field, "all-gather (inserted: input arrives S(-1))", "forward", input);
+                            if (site.Variant == LayerVariant.Reduced) yield return (site.Field, "all-reduce (inserted: input arrives as a partial sum)", "forward", input);
+                            if (site.Variant == LayerVariant.Gathered) yield return (site.Field, "all-gather (inserted: input arrives S(-1))", "forward", input);
                             yield return (site.Field, "all-reduce (f: input gradient)", "backward", input);
                             break;
                         case LayerPlacement.Vocab:
                             yield return (site.Field, "all-reduce (g: looked-up rows)", "forward", $"tokens x {Group(layer.Out)}");
                             break;
-                        case LayerPlacement.Row when site.Target == "partial":
+                        case LayerPlacement.Row when site.Variant == LayerVariant.Partial:
                             break;
-                        case LayerPlacement.Row when site.Target == "reduce-scatter-partial":
+                        case LayerPlacement.Row when site.Variant == LayerVariant.ReduceScatteredPartial:
                             yield return (site.Field, "reduce-scatter (inserted: input arrives as a partial sum)", "forward", $"tokens x {Group(layer.In)}");
                             yield return (site.Field, "all-gather (the reduce-scatter's backward)", "backward", $"tokens x {Group(layer.In)}");
                             break;
-                        case LayerPlacement.Row when site.Target == "slice-partial":
+                        case LayerPlacement.Row when site.Variant == LayerVariant.SlicedPartial:
                             yield return (site.Field, "all-gather (inserted slice's backward)", "backward", input);
                             break;
-                        case LayerPlacement.Row when site.Target == "reduce-scatter":
+                        case LayerPlacement.Row when site.Variant == LayerVariant.ReduceScattered:
                             yield return (site.Field, "reduce-scatter (inserted: input arrives as a partial sum)", "forward", $"tokens x {Group(layer.In)}");
                             yield return (site.Field, "all-gather (the reduce-scatter's backward)", "backward", $"tokens x {Group(layer.In)}");
                             yield return (site.Field, "all-reduce (g: output)", "forward", output);
                             break;
                         case LayerPlacement.Row:
                             yield return (site.Field, "all-reduce (g: output)", "forward", output);
-                            if (site.Target == "slice") yield return (site.Field, "all-gather (inserted slice's backward)", "backward", input);
+                            if (site.Variant == LayerVariant.Sliced) yield return (site.Field, "all-gather (inserted slice's backward)", "backward", input);
                             break;
                         default:
-                            if (site.Target == "reduce") yield return (site.Field, "all-reduce (inserted: input arrives as a partial sum)", "forward", input);
+                            if (site.Variant == LayerVariant.Reduced) yield return (site.Field, "all-reduce (inserted: input arrives as a partial sum)", "forward", input);
                             break;
                     }
                 }

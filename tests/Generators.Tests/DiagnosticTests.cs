@@ -506,7 +506,7 @@ namespace ModelParallel.Generators.Tests
                     return down.forward([|h + x|]);
                 }
             }
-            """, "'h + x': on a value placed S(-1): Add of a value placed S(-1) and one placed R; operators cannot be intercepted");
+            """, "'h + x': on a value placed S(-1): Add of a value placed S(-1) and a whole (R) value whose number of dimensions the walk does not know, so it may reach the sharded dimension -1");
 
         [Fact]
         public void MP0014_DropoutModuleInsteadOfTheFunctionalForm() => Expect("MP0014", """

@@ -16,8 +16,15 @@ namespace ModelParallel.Generators.Model
         PipelineSpec? Pipeline = null,
         EquatableArray<ValueSpec> Values = default);
 
-    /// <summary>The tp placement of a value of forward, for the partition report.</summary>
-    internal sealed record ValueSpec(string Name, string Placement);
+    /// <summary>
+    /// The tp placement of a value of forward (a local, or what a return statement returns): one table drives the
+    /// generated OutputPlacement, the plan comment and the partition report.
+    /// </summary>
+    internal sealed record ValueSpec(string Name, ValuePlacement Placement, bool EachPart = false, bool IsReturn = false)
+    {
+        /// <summary>The placement as the report shows it.</summary>
+        public string Shown => EachPart ? $"{Placement} (each part)" : Placement.ToString();
+    }
 
     /// <summary>The pipeline split of a module with a [PipelineStages] field.</summary>
     internal sealed record PipelineSpec(string StagesField, EquatableArray<int> Split, EquatableArray<string> First, EquatableArray<string> Last);
@@ -55,7 +62,7 @@ namespace ModelParallel.Generators.Model
         StageBlocks,
         /// <summary>A <c>block.forward(x)</c> call in the loop over the [PipelineStages] list.</summary>
         BlockForward,
-        /// <summary>A <c>view</c> / <c>reshape</c> of a value sharded over tp: the shard's dimension is divided by tp.</summary>
+        /// <summary>A <c>view</c> / <c>reshape</c> / <c>expand</c> of a value sharded over tp: the shard's dimension is divided by tp.</summary>
         ShardedView,
         /// <summary>A <c>cross_entropy</c> of logits sharded on the vocabulary.</summary>
         VocabLoss,
@@ -63,7 +70,12 @@ namespace ModelParallel.Generators.Model
         Dropout,
     }
 
-    /// <summary>One call site the generator intercepts.</summary>
+    /// <summary>
+    /// One call site the generator intercepts. <see cref="Variant"/> is the resharding of a layer's Forward;
+    /// <see cref="Shape"/> and <see cref="ShardDim"/> the method and sharded dimension of a ShardedView;
+    /// <see cref="Sharded"/> whether a Dropout's input is sharded; <see cref="FactoryType"/> the torch.nn type a
+    /// LayerFactory builds; <see cref="SplitCode"/> the C# array of blocks per virtual stage of StageBlocks.
+    /// </summary>
     internal sealed record InterceptionSpec(
         InterceptionKind Kind,
         string Field,
@@ -74,9 +86,15 @@ namespace ModelParallel.Generators.Model
         string ReturnType,
         string? ReceiverType,
         EquatableArray<ParameterSpec> Parameters,
-        string? Role = null,
-        string? Target = null,
-        int Chunks = 1);
+        StageRole? Role = null,
+        LayerVariant Variant = LayerVariant.Plain,
+        int Chunks = 1,
+        ShapeMethod Shape = ShapeMethod.View,
+        int ShardDim = 0,
+        int InputShardDim = 0,
+        bool Sharded = false,
+        string? FactoryType = null,
+        string? SplitCode = null);
 
     /// <summary>A parameter of the intercepted method, as the interceptor must declare it.</summary>
     internal sealed record ParameterSpec(string Type, string Name);

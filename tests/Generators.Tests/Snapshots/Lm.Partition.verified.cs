@@ -9,6 +9,8 @@
 
 namespace Sample
 {
+    // forward returns R: recorded for modules of other assemblies that use this one.
+    [global::ModelParallel.OutputPlacement(global::ModelParallel.PlacementKind.Replicate, 0)]
     partial class Lm : global::ModelParallel.IPartitionedModule
     {
         private static readonly global::ModelParallel.ParameterPlacement[] __parameterPlacements =
@@ -55,10 +57,10 @@ namespace ModelParallel.Generated
         internal static global::TorchSharp.torch.Tensor CrossEntropy_2(global::TorchSharp.torch.Tensor input, global::TorchSharp.torch.Tensor target, global::TorchSharp.torch.Tensor? weight, long ignore_index, global::TorchSharp.torch.nn.Reduction reduction, double label_smoothing)
             => global::ModelParallel.Layers.VocabParallel.CrossEntropy("Sample.Lm.forward at Lm.cs(21,13)", input, target, weight, ignore_index, reduction, label_smoothing);
 
-        // view(...) at Lm.cs(21,41): the input is sharded over tp; dimension -1 of the written (logical) shape carries the shard and is divided by tp
+        // view(...) at Lm.cs(21,41): the input is S(-1); dimension -1 of the written (logical) shape carries the shard and is divided by tp, checked at run time
         [global::System.Runtime.CompilerServices.InterceptsLocation(1, "hZ+/idiVZPOf/wwu/KzK6JQCAABMbS5jcw==")]
         internal static global::TorchSharp.torch.Tensor View_3(this global::TorchSharp.torch.Tensor self, long[] shape)
-            => global::ModelParallel.Layers.ShardedShapes.View("Sample.Lm.forward at Lm.cs(21,41)", self, shape, -1);
+            => global::ModelParallel.Layers.ShardedShapes.View("Sample.Lm.forward at Lm.cs(21,41)", self, shape, -1, -1);
 
         // head.forward(...) at Lm.cs(21,41): f (identity forward, all-reduce backward), then the local shard: R -> S(-1)
         [global::System.Runtime.CompilerServices.InterceptsLocation(1, "hZ+/idiVZPOf/wwu/KzK6HgCAABMbS5jcw==")]

@@ -13,6 +13,8 @@
 
 namespace Sample
 {
+    // forward returns S(-1): recorded for modules of other assemblies that use this one.
+    [global::ModelParallel.OutputPlacement(global::ModelParallel.PlacementKind.Shard, -1)]
     partial class Net : global::ModelParallel.IPartitionedModule
     {
         private static readonly global::ModelParallel.ParameterPlacement[] __parameterPlacements =

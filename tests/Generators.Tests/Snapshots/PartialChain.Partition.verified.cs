@@ -10,6 +10,8 @@
 
 namespace Sample
 {
+    // forward returns R: recorded for modules of other assemblies that use this one.
+    [global::ModelParallel.OutputPlacement(global::ModelParallel.PlacementKind.Replicate, 0)]
     partial class PartialChain : global::ModelParallel.IPartitionedModule
     {
         private static readonly global::ModelParallel.ParameterPlacement[] __parameterPlacements =

@@ -11,6 +11,8 @@
 
 namespace ModelParallel.Examples.Transformer
 {
+    // forward returns R: recorded for modules of other assemblies that use this one.
+    [global::ModelParallel.OutputPlacement(global::ModelParallel.PlacementKind.Replicate, 0)]
     partial class TransformerBlock : global::ModelParallel.IPartitionedModule
     {
         private static readonly global::ModelParallel.ParameterPlacement[] __parameterPlacements =
@@ -82,25 +84,25 @@ namespace ModelParallel.Generated
         internal static global::TorchSharp.torch.Tensor Forward_qkv_6(this global::TorchSharp.Modules.Linear self, global::TorchSharp.torch.Tensor tensor)
             => global::ModelParallel.Layers.ParallelLinear.ColumnForward("ModelParallel.Examples.Transformer.TransformerBlock.qkv", self, tensor);
 
-        // view(...) at TransformerBlock.cs(45,21): the input is sharded over tp; dimension -2 of the written (logical) shape carries the shard and is divided by tp
+        // view(...) at TransformerBlock.cs(45,21): the input is S(-1); dimension -2 of the written (logical) shape carries the shard and is divided by tp, checked at run time
         [global::System.Runtime.CompilerServices.InterceptsLocation(1, "agfb8cSI9+mj2H3TQ1HAW6QIAABUcmFuc2Zvcm1lckJsb2NrLmNz")]
         internal static global::TorchSharp.torch.Tensor View_7(this global::TorchSharp.torch.Tensor self, long[] shape)
-            => global::ModelParallel.Layers.ShardedShapes.View("ModelParallel.Examples.Transformer.TransformerBlock.forward at TransformerBlock.cs(45,21)", self, shape, -2);
+            => global::ModelParallel.Layers.ShardedShapes.View("ModelParallel.Examples.Transformer.TransformerBlock.forward at TransformerBlock.cs(45,21)", self, shape, -2, -1);
 
-        // view(...) at TransformerBlock.cs(46,21): the input is sharded over tp; dimension -2 of the written (logical) shape carries the shard and is divided by tp
+        // view(...) at TransformerBlock.cs(46,21): the input is S(-1); dimension -2 of the written (logical) shape carries the shard and is divided by tp, checked at run time
         [global::System.Runtime.CompilerServices.InterceptsLocation(1, "agfb8cSI9+mj2H3TQ1HAW/UIAABUcmFuc2Zvcm1lckJsb2NrLmNz")]
         internal static global::TorchSharp.torch.Tensor View_8(this global::TorchSharp.torch.Tensor self, long[] shape)
-            => global::ModelParallel.Layers.ShardedShapes.View("ModelParallel.Examples.Transformer.TransformerBlock.forward at TransformerBlock.cs(46,21)", self, shape, -2);
+            => global::ModelParallel.Layers.ShardedShapes.View("ModelParallel.Examples.Transformer.TransformerBlock.forward at TransformerBlock.cs(46,21)", self, shape, -2, -1);
 
-        // view(...) at TransformerBlock.cs(47,21): the input is sharded over tp; dimension -2 of the written (logical) shape carries the shard and is divided by tp
+        // view(...) at TransformerBlock.cs(47,21): the input is S(-1); dimension -2 of the written (logical) shape carries the shard and is divided by tp, checked at run time
         [global::System.Runtime.CompilerServices.InterceptsLocation(1, "agfb8cSI9+mj2H3TQ1HAW0YJAABUcmFuc2Zvcm1lckJsb2NrLmNz")]
         internal static global::TorchSharp.torch.Tensor View_9(this global::TorchSharp.torch.Tensor self, long[] shape)
-            => global::ModelParallel.Layers.ShardedShapes.View("ModelParallel.Examples.Transformer.TransformerBlock.forward at TransformerBlock.cs(47,21)", self, shape, -2);
+            => global::ModelParallel.Layers.ShardedShapes.View("ModelParallel.Examples.Transformer.TransformerBlock.forward at TransformerBlock.cs(47,21)", self, shape, -2, -1);
 
-        // view(...) at TransformerBlock.cs(49,26): the input is sharded over tp; dimension -1 of the written (logical) shape carries the shard and is divided by tp
+        // view(...) at TransformerBlock.cs(49,26): the input is S(-2); dimension -1 of the written (logical) shape carries the shard and is divided by tp, checked at run time
         [global::System.Runtime.CompilerServices.InterceptsLocation(1, "agfb8cSI9+mj2H3TQ1HAWxoKAABUcmFuc2Zvcm1lckJsb2NrLmNz")]
         internal static global::TorchSharp.torch.Tensor View_10(this global::TorchSharp.torch.Tensor self, long[] shape)
-            => global::ModelParallel.Layers.ShardedShapes.View("ModelParallel.Examples.Transformer.TransformerBlock.forward at TransformerBlock.cs(49,26)", self, shape, -1);
+            => global::ModelParallel.Layers.ShardedShapes.View("ModelParallel.Examples.Transformer.TransformerBlock.forward at TransformerBlock.cs(49,26)", self, shape, -1, -2);
 
         // projection.forward(...) at TransformerBlock.cs(50,21): the local shard S(-1) -> P, then g (all-reduce forward, identity backward) and the bias once: P -> R
         [global::System.Runtime.CompilerServices.InterceptsLocation(1, "agfb8cSI9+mj2H3TQ1HAW14KAABUcmFuc2Zvcm1lckJsb2NrLmNz")]

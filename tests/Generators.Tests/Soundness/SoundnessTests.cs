@@ -162,7 +162,7 @@ namespace ModelParallel.Generators.Tests.Soundness
             {
                 var symbol = (INamedTypeSymbol)model.GetDeclaredSymbol(c)!;
                 var spec = ParallelModuleGenerator.Parser.Parse(symbol, compilation, default);
-                var values = spec.Values.Where(v => v.Name == "(returned)").Select(v => v.Placement).Distinct().ToList();
+                var values = spec.Values.Where(v => v.IsReturn).Select(v => v.Placement.ToString()).Distinct().ToList();
                 return values.Count == 1 ? values[0] : "R";
             });
 

@@ -1,0 +1,209 @@
+using System.Collections.Immutable;
+using System.IO;
+using System.Linq;
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CSharp;
+using Microsoft.CodeAnalysis.Diagnostics;
+using Microsoft.CodeAnalysis.Text;
+using Xunit;
+
+namespace ModelParallel.Generators.Tests
+{
+    /// <summary>
+    /// Placements across module boundaries: a sharded output called from outside any [ParallelModule] (MP0019), and
+    /// sub-modules compiled in another assembly, whose output placement comes from the [OutputPlacement] the generator
+    /// wrote there.
+    /// </summary>
+    [Trait("Category", "Generator")]
+    public sealed class ModuleBoundaryTests
+    {
+        private const string Head = """
+            [ParallelModule]
+            public sealed partial class Head : nn.Module<Tensor, Tensor>
+            {
+                [ColumnParallel] private readonly Linear proj;
+                public Head() : base("Head") { proj = nn.Linear(8, 16); RegisterComponents(); }
+                public override Tensor forward(Tensor x) => proj.forward(x);
+            }
+            """;
+
+        private const string Whole = """
+            [ParallelModule]
+            public sealed partial class Whole : nn.Module<Tensor, Tensor>
+            {
+                [ColumnParallel] private readonly Linear up;
+                [RowParallel] private readonly Linear down;
+                public Whole() : base("Whole") { up = nn.Linear(8, 16); down = nn.Linear(16, 8); RegisterComponents(); }
+                public override Tensor forward(Tensor x) => down.forward(up.forward(x));
+            }
+            """;
+
+        [Fact]
+        public void MP0019_AShardedOutputCalledFromPlainCodeIsRefusedAtTheCall()
+        {
+            var (source, span) = Marked(Head + """
+                public static class Training
+                {
+                    public static Tensor Loss(Head head, Tensor x, Tensor targets) => nn.functional.cross_entropy([|head.forward(x)|], targets);
+                }
+                """);
+            var diagnostic = Assert.Single(GeneratorHarness.Analyze(("Model.cs", source)));
+            Assert.Equal("MP0019", diagnostic.Id);
+            Assert.Equal(DiagnosticSeverity.Error, diagnostic.Severity);
+            Assert.Equal(span, diagnostic.Location.SourceSpan);
+            Assert.Contains("'Head.forward' returns a value placed S(-1) over tp", diagnostic.GetMessage());
+        }
+
+        [Fact]
+        public void MP0019_CallThroughCallAndInAPlainWrapperModuleAreRefusedToo()
+        {
+            var (source, _) = Marked(Head + """
+                public sealed class Wrapper : nn.Module<Tensor, Tensor>
+                {
+                    private readonly Head head = new();
+                    public Wrapper() : base("Wrapper") { RegisterComponents(); }
+                    public override Tensor forward(Tensor x) => [|head.call(x)|].softmax(-1);
+                }
+                """);
+            Assert.Equal("MP0019", Assert.Single(GeneratorHarness.Analyze(("Model.cs", source))).Id);
+        }
+
+        [Fact]
+        public void AShardedOutputGivenOnlyToTheVocabularyParallelLossIsAccepted()
+        {
+            var source = Samples.Usings + "using ModelParallel.Layers;\nnamespace Sample {\n" + Head + """
+                public static class Training
+                {
+                    public static Tensor Direct(Head head, Tensor x, Tensor targets) => new VocabParallelLoss(16).Compute(head.forward(x), targets);
+                    public static Tensor ThroughALocal(Head head, Tensor x, Tensor targets)
+                    {
+                        var logits = head.forward(x);
+                        return new VocabParallelLoss(16).Compute(logits, targets);
+                    }
+                }
+                }
+                """;
+            Assert.Empty(GeneratorHarness.Analyze(("Model.cs", source)));
+        }
+
+        [Fact]
+        public void ALocalAlsoUsedElsewhereIsRefused()
+        {
+            var (source, span) = Marked(Head + """
+                public static class Training
+                {
+                    public static Tensor Predict(Head head, Tensor x, ModelParallel.Layers.VocabParallelLoss loss, Tensor targets)
+                    {
+                        var logits = [|head.forward(x)|];
+                        _ = loss.Compute(logits, targets);
+                        return logits.argmax(-1);
+                    }
+                }
+                """);
+            var diagnostic = Assert.Single(GeneratorHarness.Analyze(("Model.cs", source)));
+            Assert.Equal(("MP0019", span), (diagnostic.Id, diagnostic.Location.SourceSpan));
+        }
+
+        [Fact]
+        public void AWholeOutputCalledFromPlainCodeIsAccepted()
+        {
+            var source = Samples.Usings + "namespace Sample {\n" + Whole + """
+                public static class Training
+                {
+                    public static Tensor Run(Whole model, Tensor x) => model.forward(x).softmax(-1);
+                }
+                }
+                """;
+            Assert.Empty(GeneratorHarness.Analyze(("Model.cs", source)));
+        }
+
+        [Fact]
+        public void TheGeneratedCodeRecordsTheOutputPlacementForOtherAssemblies()
+        {
+            var (result, _) = GeneratorHarness.Run(("Model.cs", Samples.Usings + "namespace Sample {\n" + Head + Whole + "}\n"));
+            var head = result.GeneratedSources.Single(s => s.HintName == "Sample.Head.Partition.g.cs").SourceText.ToString();
+            var whole = result.GeneratedSources.Single(s => s.HintName == "Sample.Whole.Partition.g.cs").SourceText.ToString();
+            Assert.Contains("[global::ModelParallel.OutputPlacement(global::ModelParallel.PlacementKind.Shard, -1)]", head);
+            Assert.Contains("[global::ModelParallel.OutputPlacement(global::ModelParallel.PlacementKind.Replicate, 0)]", whole);
+        }
+
+        [Fact]
+        public void ASubModuleFromAnotherAssemblyKeepsItsShardAcrossTheBoundary()
+        {
+            var library = Library(Head, generate: true);
+            var parent = Samples.Usings + """
+                namespace Consumer
+                {
+                    [ParallelModule]
+                    public sealed partial class Parent : nn.Module<Tensor, Tensor>
+                    {
+                        private readonly Sample.Head head = new();
+                        [RowParallel] private readonly Linear down;
+                        public Parent() : base("Parent") { down = nn.Linear(16, 8); RegisterComponents(); }
+                        public override Tensor forward(Tensor x) => down.forward(head.forward(x));
+                    }
+                }
+                """;
+            Assert.Empty(AnalyzeWith(library, parent));
+            var generated = GenerateWith(library, parent);
+            // The S(-1) output feeds the RowParallel layer as it is: no slice of a value taken for whole.
+            Assert.Contains("RowForward(", generated);
+            Assert.DoesNotContain("RowForwardSliced", generated);
+        }
+
+        [Fact]
+        public void ASubModuleFromAnotherAssemblyWithoutARecordedPlacementIsRefused()
+        {
+            var library = Library(Head, generate: false);
+            var (parent, span) = Marked("""
+                [ParallelModule]
+                public sealed partial class Parent : nn.Module<Tensor, Tensor>
+                {
+                    private readonly Sample.Head head = new();
+                    [RowParallel] private readonly Linear down;
+                    public Parent() : base("Parent") { down = nn.Linear(16, 8); RegisterComponents(); }
+                    public override Tensor forward(Tensor x) => down.forward([|head.forward(x)|]);
+                }
+                """, "Consumer");
+            var diagnostic = Assert.Single(AnalyzeWith(library, parent));
+            Assert.Equal(("MP0014", span), (diagnostic.Id, diagnostic.Location.SourceSpan));
+            Assert.Contains("comes from another assembly whose generated code carries no [OutputPlacement]", diagnostic.GetMessage());
+        }
+
+        private static (string Source, TextSpan Span) Marked(string markup, string ns = "Sample")
+        {
+            var prefix = Samples.Usings + $"namespace {ns} {{\n";
+            int start = prefix.Length + markup.IndexOf("[|", System.StringComparison.Ordinal);
+            int end = prefix.Length + markup.IndexOf("|]", System.StringComparison.Ordinal) - 2;
+            return (prefix + markup.Replace("[|", "").Replace("|]", "") + "\n}\n", new TextSpan(start, end - start));
+        }
+
+        /// <summary>The module compiled as its own assembly (with or without the generator), as a metadata reference.</summary>
+        private static MetadataReference Library(string module, bool generate)
+        {
+            var compilation = GeneratorHarness.Compile(("Head.cs", Samples.Usings + "namespace Sample {\n" + module + "}\n")).WithAssemblyName("HeadLibrary");
+            Compilation built = compilation;
+            if (generate) GeneratorHarness.Driver().RunGeneratorsAndUpdateCompilation(compilation, out built, out _);
+            using var image = new MemoryStream();
+            var emitted = built.Emit(image);
+            Assert.True(emitted.Success, string.Join("\n", emitted.Diagnostics));
+            return MetadataReference.CreateFromImage(image.ToArray());
+        }
+
+        private static System.Collections.Immutable.ImmutableArray<Diagnostic> AnalyzeWith(MetadataReference library, string source)
+        {
+            var compilation = GeneratorHarness.Compile(("Parent.cs", source)).AddReferences(library);
+            var analyzers = System.Collections.Immutable.ImmutableArray.Create<Microsoft.CodeAnalysis.Diagnostics.DiagnosticAnalyzer>(new ParallelModuleAnalyzer());
+            return compilation.WithAnalyzers(analyzers).GetAllDiagnosticsAsync().GetAwaiter().GetResult()
+                .Where(d => d.Id.StartsWith("MP", System.StringComparison.Ordinal) || d.Id == "AD0001" || d.Severity == DiagnosticSeverity.Error).ToImmutableArray();
+        }
+
+        private static string GenerateWith(MetadataReference library, string source)
+        {
+            var compilation = GeneratorHarness.Compile(("Parent.cs", source)).AddReferences(library);
+            var driver = GeneratorHarness.Driver().RunGeneratorsAndUpdateCompilation(compilation, out var output, out _);
+            Assert.Empty(output.GetDiagnostics().Where(d => d.Severity == DiagnosticSeverity.Error));
+            return string.Concat(driver.GetRunResult().Results.Single().GeneratedSources.Select(s => s.SourceText.ToString()));
+        }
+    }
+}
