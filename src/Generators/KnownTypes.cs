@@ -18,10 +18,16 @@ namespace ModelParallel.Generators
 
         public INamedTypeSymbol? ParallelModule { get; } = compilation.GetTypeByMetadataName(ParallelModuleGenerator.ParallelModuleAttribute);
 
-        /// <summary>A Tensor, Tensor? or Tensor[].</summary>
+        /// <summary>A Tensor or a type derived from it (a Parameter), nullable or not, or an array of them.</summary>
         public bool IsTensor(ITypeSymbol? type) =>
-            type is not null && (SymbolEqualityComparer.Default.Equals(type.WithNullableAnnotation(NullableAnnotation.NotAnnotated), Tensor)
-                || type is IArrayTypeSymbol array && SymbolEqualityComparer.Default.Equals(array.ElementType.WithNullableAnnotation(NullableAnnotation.NotAnnotated), Tensor));
+            type is IArrayTypeSymbol array ? DerivesFromTensor(array.ElementType) : DerivesFromTensor(type);
+
+        private bool DerivesFromTensor(ITypeSymbol? type)
+        {
+            for (var t = type; t is not null; t = t.BaseType)
+                if (SymbolEqualityComparer.Default.Equals(t.WithNullableAnnotation(NullableAnnotation.NotAnnotated), Tensor)) return true;
+            return false;
+        }
 
         /// <summary>torch, torch.nn.functional or torch.special: the static classes of tensor functions.</summary>
         public bool IsTorchFunctions(INamedTypeSymbol? type) =>

@@ -117,7 +117,7 @@ namespace ModelParallel.Generators
                                 diagnostics.Add(Diagnostic(DiagnosticDescriptors.BypassedPartitionId, node.GetLocation(),
                                     field.Field, "used as a method group", PlacementName(field.Placement)));
                                 break;
-                            case IPropertyReferenceOperation property when IsRankContext(property.Property.ContainingType) && IsOutermostAccess(node):
+                            case IPropertyReferenceOperation property when IsRankContext(property.Property.ContainingType) && IsOutermostAccess(node, model):
                                 diagnostics.Add(Diagnostic(DiagnosticDescriptors.RankDependentId, node.GetLocation(), node.ToString(), type.Name));
                                 break;
                             case IPropertyReferenceOperation parameter when parameter.Property.Name is "weight" or "bias"
@@ -179,7 +179,7 @@ namespace ModelParallel.Generators
             /// One diagnostic per expression: <c>RankContext.Current.Rank</c> is reported once, at its whole extent (the outer
             /// access is visited too); under a call, <c>RankContext.Current.Axis(…)</c>, the call is not, so the inner one is.
             /// </summary>
-            private static bool IsOutermostAccess(SyntaxNode node)
+            private static bool IsOutermostAccess(SyntaxNode node, SemanticModel model)
             {
                 var child = node;
                 var parent = node.Parent;
@@ -189,7 +189,9 @@ namespace ModelParallel.Generators
                     child = parent;
                     parent = parent.Parent;
                 }
-                return parent is not MemberAccessExpressionSyntax outer || outer.Expression != child || outer.Parent is InvocationExpressionSyntax;
+                // `RankContext.Current!.Mesh.Tp` is reported once, at its last access of a RankContext member.
+                return parent is not MemberAccessExpressionSyntax outer || outer.Expression != child || outer.Parent is InvocationExpressionSyntax
+                    || !IsRankContext(model.GetSymbolInfo(outer).Symbol?.ContainingType);
             }
 
             private static Dictionary<string, LayerSpec> ReadLayers(INamedTypeSymbol type, List<DiagnosticInfo> diagnostics)

@@ -22,6 +22,9 @@ namespace ModelParallel.Generators
                     {
                         case "cross_entropy" or "nll_loss" or "mse_loss" or "l1_loss" or "binary_cross_entropy" or "binary_cross_entropy_with_logits" when first.IsPartial:
                             return NonLinear(call, first, $"takes {name} of", "a loss is not linear in its input");
+                        case "cross_entropy" when first.IsReplicated:
+                            SetSite(call, new PlainSite());
+                            return Value.Replicated();
                         case "cross_entropy" when first.IsSharded:
                             if (first.Dim != -1)
                             {

@@ -87,6 +87,9 @@ namespace ModelParallel.Generators
             /// <summary>A functional dropout, on a sharded value (a stream per tp rank) or a replicated one (one shared stream).</summary>
             private sealed record DropoutSite(bool Sharded) : Site;
 
+            /// <summary>A call reached with values that need nothing intercepted (a view of a whole value): no other placement may reach it.</summary>
+            private sealed record PlainSite : Site;
+
             /// <summary>A cross_entropy of logits sharded on the vocabulary.</summary>
             private sealed record VocabLossSite : Site;
 

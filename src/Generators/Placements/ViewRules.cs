@@ -119,8 +119,11 @@ namespace ModelParallel.Generators
                 private Value Shape(IInvocationOperation call, ShapeMethod method, Value self)
                 {
                     var shape = ParamsCount(call);
-                    if (self.IsPartial) return Value.Partial(self.Origin, shape);
-                    if (!self.IsSharded) return Value.Replicated(shape);
+                    if (!self.IsSharded)
+                    {
+                        SetSite(call, new PlainSite());
+                        return self.IsPartial ? Value.Partial(self.Origin, shape) : Value.Replicated(shape);
+                    }
                     var name = method.ToString().ToLowerInvariant();
                     if (shape is not { } rank)
                         return Unsupported(call, self, $"'{name}' of a sharded value needs its sizes written out, so the generator can tell which one carries the shard");
