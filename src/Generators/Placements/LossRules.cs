@@ -37,16 +37,6 @@ namespace ModelParallel.Generators
                             return null;
                     }
                 }
-
-                /// <summary>Tensors a torch function builds from sizes alone: whole on every rank, of a rank the call shows.</summary>
-                private Value? Factory(IInvocationOperation call, string name) => name switch
-                {
-                    "arange" or "linspace" or "logspace" => Value.Replicated(1),
-                    "outer" or "ger" => Value.Replicated(2),
-                    "zeros" or "ones" or "empty" or "rand" or "randn" when call.Arguments.FirstOrDefault()?.Parameter?.Type.SpecialType == Microsoft.CodeAnalysis.SpecialType.System_Int64 =>
-                        Value.Replicated(call.Arguments.TakeWhile(a => a.Parameter?.Type.SpecialType == Microsoft.CodeAnalysis.SpecialType.System_Int64).Count()),
-                    _ => null,
-                };
             }
         }
     }

@@ -72,6 +72,7 @@ namespace ModelParallel.Generators.Tests.Soundness
             new(5, "a functional linear over a column weight", "return nn.functional.linear(x, [|up.weight|]!);", "MP0018"),
             new(5, "a row bias added by hand", "return down.forward(up.forward(x)) + [|down.bias|]!;", "MP0018"),
             new(5, "a weight tied to a column layer", "return down.forward(up.forward(x));", "MP0018", Members: "private void Tie(Linear other) => other.weight = [|up.weight|];"),
+            new(5, "a whole row that reaches the sharded dimension", "return down.forward([|up.forward(x) * torch.ones(8)|]);", "MP0014"),
             new(5, "a replicated parameter of unknown rank scaling a shard", "return down.forward([|up.forward(x) * scale|]);", "MP0014"),
             new(5, "a whole value added to a partial sum (bias added on every rank)", "return down.forward(up.forward([|partial.forward(up.forward(x)) + x|]));", "MP0012"),
             new(5, "a constant divided by a partial sum", "return down.forward(up.forward([|2.0 / partial.forward(up.forward(x))|]));", "MP0012"),

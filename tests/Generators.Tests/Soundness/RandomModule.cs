@@ -38,6 +38,7 @@ namespace ModelParallel.Generators.Tests.Soundness
             var values = new List<(string Name, int Size)> { ("x", Features) };
             var layers = new List<(string Name, int In, int Out)>();
             var children = new List<string>();
+            bool helper = false;
             int steps = random.Next(2, 7);
             for (int step = 0; step < steps; step++)
             {
@@ -46,8 +47,29 @@ namespace ModelParallel.Generators.Tests.Soundness
                 string next = $"h{step}";
                 string expression;
                 int nextSize = size;
-                switch (random.Next(11))
+                switch (random.Next(14))
                 {
+                    case 11:
+                        // A whole table broadcast over a new last dimension (the rotary pattern), summed back: valid; over
+                        // the other dimension, the sum reduces the sharded one (a mistake). Both keep the value itself in the
+                        // result: a model whose output is analytically constant compares rounding noise.
+                        expression = random.Next(4) switch
+                        {
+                            0 => $"({value}.unsqueeze(-1) * torch.ones(3)).sum(-2).mean(new long[] {{ -1 }}, keepdim: true) * torch.ones({size}) + {value}",
+                            1 => $"{value} * torch.ones({size})", // a whole row that reaches the sharded dimension
+                            _ => $"({value}.unsqueeze(-1) * torch.ones(3)).sum(-1)",
+                        };
+                        break;
+                    case 12:
+                        // Repeating every column (the GQA pattern) keeps the shard; tiling the row does not.
+                        expression = random.Next(3) == 0 ? $"{value}.repeat(1, 2)" : $"{value}.repeat_interleave(2, -1)";
+                        nextSize = 2 * size;
+                        break;
+                    case 13:
+                        // The class's own helper method, walked with its argument's placement.
+                        helper = true;
+                        expression = $"Blend({value})";
+                        break;
                     case 10:
                     {
                         // A [ParallelModule] sub-module: its forward returns S(-1) (a ColumnParallel layer last) or R.
@@ -126,6 +148,7 @@ namespace ModelParallel.Generators.Tests.Soundness
             source.AppendLine("        {");
             foreach (var line in body) source.AppendLine($"            {line}");
             source.AppendLine("        }");
+            if (helper) source.AppendLine("        private static Tensor Blend(Tensor t) => t * 0.5 + nn.functional.relu(t);");
             source.AppendLine("    }");
             foreach (var child in children) source.Append(child);
             return new RandomModule(name, source.ToString());
