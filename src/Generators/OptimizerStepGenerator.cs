@@ -36,7 +36,7 @@ namespace ModelParallel.Generators
                 .WithTrackingName(TrackingNames.OptimizerSteps)
                 .Collect();
             var hasRuntime = context.CompilationProvider.Select(static (compilation, _) => compilation.GetTypeByMetadataName(CommitType) is not null);
-            context.RegisterSourceOutput(sites.Combine(hasRuntime), static (output, input) =>
+            context.RegisterImplementationSourceOutput(sites.Combine(hasRuntime), static (output, input) =>
             {
                 if (input.Right && input.Left.Length > 0) output.AddSource("ModelParallel.OptimizerSteps.g.cs", Write(input.Left));
             });

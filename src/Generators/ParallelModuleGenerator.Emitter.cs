@@ -184,6 +184,12 @@ namespace ModelParallel.Generators
                         w.Line($"    => global::ModelParallel.Layers.ParallelDropout.Dropout(\"{layer} at {site.Where}\", {(sharded ? "true" : "false")}, {arguments});");
                         return;
                     }
+                    case InterceptionKind.SlicedAttention:
+                        w.Line($"// scaled_dot_product_attention(...) at {site.Where}: the queries are S({site.ShardDim}) (heads), the keys and values whole (R): each rank keeps its heads of them (a local slice; backward all-gathers their gradients)");
+                        w.Line(attribute);
+                        w.Line($"internal static {site.ReturnType} Attention_{index}({parameters})");
+                        w.Line($"    => global::ModelParallel.Layers.ShardedAttention.SlicedKeysValues(\"{layer} at {site.Where}\", {site.ShardDim}, {arguments});");
+                        return;
                     case InterceptionKind.VocabLoss:
                         w.Line($"// cross_entropy(...) at {site.Where}: the logits are sharded on the vocabulary (S(-1)): max, sum of exp and target logit all-reduced over tp; never gathered");
                         w.Line(attribute);

@@ -105,6 +105,11 @@ namespace ModelParallel.Generators
                                     if (Intercept(InterceptionKind.VocabLoss, new LayerSpec("forward", LayerPlacement.Default), invocation.TargetMethod, call, model, cancellationToken) is { } vocab)
                                         interceptions.Add(vocab);
                                 }
+                                else if (site is SlicedAttentionSite attention)
+                                {
+                                    if (Intercept(InterceptionKind.SlicedAttention, new LayerSpec("forward", LayerPlacement.Default), invocation.TargetMethod, call, model, cancellationToken) is { } sliced)
+                                        interceptions.Add(sliced with { ShardDim = attention.HeadDim });
+                                }
                                 else if (site is ShapeSite shape)
                                 {
                                     if (Intercept(InterceptionKind.ShardedView, new LayerSpec("forward", LayerPlacement.Default), invocation.TargetMethod, call, model, cancellationToken) is { } view)
@@ -121,7 +126,7 @@ namespace ModelParallel.Generators
                                 diagnostics.Add(Diagnostic(DiagnosticDescriptors.RankDependentId, node.GetLocation(), node.ToString(), type.Name));
                                 break;
                             case IPropertyReferenceOperation parameter when parameter.Property.Name is "weight" or "bias"
-                                && PartitionedField(type, layers, parameter.Instance) is { } owner:
+                                && PartitionedField(type, layers, parameter.Instance) is { } owner && !IsVocabularyTie(type, layers, stages, parameter) && !IsTieTarget(type, layers, parameter):
                                 diagnostics.Add(Diagnostic(DiagnosticDescriptors.DirectParameterUseId, node.GetLocation(),
                                     owner.Field, parameter.Property.Name, PlacementName(owner.Placement)));
                                 break;
@@ -375,6 +380,27 @@ namespace ModelParallel.Generators
             /// <summary>The column- or row-parallel layer field an instance expression reads, if any.</summary>
             private static LayerSpec? PartitionedField(INamedTypeSymbol type, Dictionary<string, LayerSpec> layers, IOperation? instance) =>
                 LayerField(type, layers, instance) is { } layer && IsPartitioned(layer) ? layer : null;
+
+            /// <summary>
+            /// <c>head.weight = embed.weight</c> in the constructor, with head [ColumnParallel] and embed [VocabParallel]: the
+            /// tied LM head. Both hold rows [r·V/tp, (r+1)·V/tp) of the same [V, D] matrix on tp rank r (a ColumnParallel
+            /// layer's out_features and a VocabParallel embedding's rows are split alike), so the tie is the single-device
+            /// one, shard by shard; the head's forward returns its vocabulary slice, S(-1). Not across pipeline stages: each
+            /// stage would keep and train its own copy.
+            /// </summary>
+            private static bool IsVocabularyTie(INamedTypeSymbol type, Dictionary<string, LayerSpec> layers, Stages stages, IPropertyReferenceOperation parameter)
+            {
+                if (parameter.Property.Name != "weight" || parameter.Parent is not ISimpleAssignmentOperation assignment || !IsConstructor(assignment)) return false;
+                return assignment.Target is IPropertyReferenceOperation { Property.Name: "weight" } target && assignment.Value is IPropertyReferenceOperation { Property.Name: "weight" } value
+                    && PartitionedField(type, layers, target.Instance) is { Placement: LayerPlacement.Column, Chunks: 1 } head
+                    && PartitionedField(type, layers, value.Instance) is { Placement: LayerPlacement.Vocab } embedding
+                    && stages.RoleOf(head.Field) == stages.RoleOf(embedding.Field);
+            }
+
+            /// <summary>The target of <c>a.weight = b.weight</c> when b's is partitioned too: the tie is reported once, at b.</summary>
+            private static bool IsTieTarget(INamedTypeSymbol type, Dictionary<string, LayerSpec> layers, IPropertyReferenceOperation parameter) =>
+                parameter.Parent is ISimpleAssignmentOperation assignment && assignment.Target == parameter
+                && assignment.Value is IPropertyReferenceOperation { Property.Name: "weight" or "bias" } value && PartitionedField(type, layers, value.Instance) is not null;
 
             private static bool IsPartitioned(LayerSpec layer) => layer.Placement is LayerPlacement.Column or LayerPlacement.Row or LayerPlacement.Vocab;
 

@@ -127,6 +127,11 @@ namespace ModelParallel.Generators
 
             internal static IEnumerable<(string Layer, string Collective, string Pass, string Elements)> LossCollectives(ModuleSpec module)
             {
+                foreach (var _ in module.Interceptions.Where(i => i.Kind == InterceptionKind.SlicedAttention))
+                {
+                    yield return ("attention", "all-gather (the keys' gradient: their slice's backward)", "backward", "the whole keys");
+                    yield return ("attention", "all-gather (the values' gradient: their slice's backward)", "backward", "the whole values");
+                }
                 foreach (var _ in module.Interceptions.Where(i => i.Kind == InterceptionKind.VocabLoss))
                 {
                     yield return ("cross_entropy", "all-reduce (max of the logits, no gradient)", "forward", "tokens");

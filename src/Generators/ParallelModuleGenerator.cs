@@ -22,7 +22,9 @@ namespace ModelParallel.Generators
                     static (syntax, cancellationToken) => Parser.Parse(syntax, cancellationToken))
                 .WithTrackingName(TrackingNames.ParallelModules);
 
-            context.RegisterSourceOutput(modules, static (output, module) => Emitter.Emit(output, module));
+            // Implementation output: the interceptors and the IPartitionedModule implementation matter to the build, not to
+            // what the IDE binds as you type, so the IDE need not run the emitter on every keystroke.
+            context.RegisterImplementationSourceOutput(modules, static (output, module) => Emitter.Emit(output, module));
         }
     }
 }

@@ -102,6 +102,27 @@ namespace ModelParallel.Generators.Tests
         }
 
         [Fact]
+        public void TheAttentionFamiliesArePartitionedAsApproved()
+        {
+            // Grouped-query attention with rotary embeddings (repeat_interleave, broadcast tables, a helper), through expand,
+            // and multi-query attention (whole keys and values sliced to each rank's heads).
+            using var stream = typeof(GeneratorSnapshotTests).Assembly.GetManifestResourceStream("AttentionFamilies.cs")!;
+            var source = new System.IO.StreamReader(stream).ReadToEnd();
+            var (result, compilation) = GeneratorHarness.Run(("AttentionFamilies.cs", source));
+            Assert.Null(result.Exception);
+            Assert.Empty(compilation.Where(d => d.Severity >= DiagnosticSeverity.Warning));
+            string Partition(string name) => result.GeneratedSources.Single(s => s.HintName == $"ModelParallel.Tests.Models.{name}.Partition.g.cs").SourceText.ToString();
+            var expanded = Partition("ExpandedGroupedQueryAttention");
+            Assert.Equal(2, expanded.Split("global::ModelParallel.Layers.ShardedShapes.Expand(").Length - 1);
+            Assert.Equal(2, expanded.Split("global::ModelParallel.Layers.ShardedShapes.Reshape(").Length - 1);
+            var multiQuery = Partition("MultiQueryAttention");
+            Assert.Contains("global::ModelParallel.Layers.ShardedAttention.SlicedKeysValues(", multiQuery);
+            Snapshot.Match("GroupedQueryAttention.Partition", Partition("GroupedQueryAttention"));
+            Snapshot.Match("ExpandedGroupedQueryAttention.Partition", expanded);
+            Snapshot.Match("MultiQueryAttention.Partition", multiQuery);
+        }
+
+        [Fact]
         public void TheTransformerBlockExampleIsPartitionedAndReportedAsApproved()
         {
             using var stream = typeof(GeneratorSnapshotTests).Assembly.GetManifestResourceStream("TransformerBlock.cs")!;

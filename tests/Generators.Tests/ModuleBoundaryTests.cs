@@ -170,6 +170,58 @@ namespace ModelParallel.Generators.Tests
             Assert.Contains("comes from another assembly whose generated code carries no [OutputPlacement]", diagnostic.GetMessage());
         }
 
+        [Fact]
+        public void AColumnHeadTiedToAVocabularyParallelEmbeddingIsAccepted()
+        {
+            var source = Samples.Usings + """
+                namespace Sample
+                {
+                    [ParallelModule]
+                    public sealed partial class Lm : nn.Module<Tensor, Tensor>
+                    {
+                        [VocabParallel] private readonly Embedding embed;
+                        [ColumnParallel] private readonly Linear head;
+                        public Lm() : base("Lm") { embed = nn.Embedding(64, 16); head = nn.Linear(16, 64, hasBias: false); head.weight = embed.weight!; RegisterComponents(); }
+                        public override Tensor forward(Tensor ids) => head.forward(embed.forward(ids));
+                    }
+                }
+                """;
+            Assert.Empty(GeneratorHarness.Analyze(("Lm.cs", source)));
+        }
+
+        [Fact]
+        public void ATieAcrossPipelineStagesIsOneDiagnosticAtTheEmbeddingsWeight()
+        {
+            var (source, span) = Marked("""
+                [ParallelModule]
+                public sealed partial class Lm : nn.Module<Tensor, Tensor>
+                {
+                    [FirstStage, VocabParallel] private readonly Embedding embed;
+                    [PipelineStages] private readonly ModuleList<Head> blocks;
+                    [LastStage, ColumnParallel] private readonly Linear head;
+                    public Lm() : base("Lm")
+                    {
+                        embed = nn.Embedding(64, 8);
+                        blocks = nn.ModuleList(System.Linq.Enumerable.Range(0, 2).Select(_ => new Head()).ToArray());
+                        head = nn.Linear(8, 64, hasBias: false);
+                        head.weight = [|embed.weight|]!;
+                        RegisterComponents();
+                    }
+                    public override Tensor forward(Tensor ids)
+                    {
+                        var x = embed.forward(ids);
+                        foreach (var block in blocks) x = block.forward(x);
+                        return head.forward(x);
+                    }
+                }
+                """ + Whole.Replace("Whole", "Head"));
+            var withLinq = source.Replace("using static TorchSharp.torch;", "using static TorchSharp.torch;\nusing System.Linq;");
+            var diagnostic = Assert.Single(GeneratorHarness.Analyze(("Lm.cs", withLinq)));
+            Assert.Equal("MP0018", diagnostic.Id);
+            Assert.Equal("embed.weight", withLinq.Substring(diagnostic.Location.SourceSpan.Start, diagnostic.Location.SourceSpan.Length));
+            Assert.Equal(span.Length, diagnostic.Location.SourceSpan.Length);
+        }
+
         private static (string Source, TextSpan Span) Marked(string markup, string ns = "Sample")
         {
             var prefix = Samples.Usings + $"namespace {ns} {{\n";

@@ -10,7 +10,8 @@ namespace ModelParallel.Tests
     /// <summary>
     /// Today's attention families, partitioned by attributes alone, against their plain single-device forms: grouped-query
     /// attention with rotary embeddings (repeat_interleave of sharded heads, replicated tables broadcast over them, a
-    /// helper method), and grouped-query attention through unsqueeze / expand / reshape.
+    /// helper method), grouped-query attention through unsqueeze / expand / reshape, and multi-query attention (whole
+    /// keys and values, sliced to each rank's heads).
     /// </summary>
     [Trait("Category", "Equivalence")]
     public sealed class AttentionFamilyTests
@@ -28,6 +29,13 @@ namespace ModelParallel.Tests
         [InlineData(4)]
         public void GroupedQueryAttentionThroughExpandMatchesOneDevice(int tp) =>
             Check(tp, () => new PlainExpandedGroupedQueryAttention(), () => new ExpandedGroupedQueryAttention(), ExpandedGroupedQueryAttention.Width);
+
+        [Theory]
+        [InlineData(1)]
+        [InlineData(2)]
+        [InlineData(4)]
+        public void MultiQueryAttentionMatchesOneDevice(int tp) =>
+            Check(tp, () => new PlainMultiQueryAttention(), () => new MultiQueryAttention(), MultiQueryAttention.Width);
 
         [Fact]
         public void KeyHeadsNotDivisibleByTpAreAClearErrorNamingTheSite()

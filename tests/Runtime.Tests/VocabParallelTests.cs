@@ -18,16 +18,20 @@ namespace ModelParallel.Tests
         private const long Vocab = 12, Width = 8, Hidden = 16;
 
         [Theory]
-        [InlineData(1, 0.0)]
-        [InlineData(2, 0.0)]
-        [InlineData(4, 0.0)]
-        [InlineData(2, 0.1)]
-        [InlineData(4, 0.1)]
-        public void MatchesTheSingleDeviceModel(int tp, double labelSmoothing)
+        [InlineData(1, 0.0, false)]
+        [InlineData(2, 0.0, false)]
+        [InlineData(4, 0.0, false)]
+        [InlineData(2, 0.1, false)]
+        [InlineData(4, 0.1, false)]
+        [InlineData(1, 0.0, true)]
+        [InlineData(2, 0.0, true)]
+        [InlineData(4, 0.1, true)]
+        public void MatchesTheSingleDeviceModel(int tp, double labelSmoothing, bool tied)
         {
             torch.manual_seed(17);
             // Targets of -1 are ignored (ignore_index), a few per batch; with label smoothing the loss also reads every logit.
-            var reference = new ReferenceLanguageModel(Vocab, Width, Hidden, labelSmoothing, ignoreIndex: -1);
+            // Tied: the head's weight is the embedding's, so its gradient sums the lookup's and the head's.
+            var reference = new ReferenceLanguageModel(Vocab, Width, Hidden, labelSmoothing, ignoreIndex: -1, tied);
             var logical = reference.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone());
             var batches = Enumerable.Range(0, 3).Select(_ =>
             {
@@ -41,15 +45,42 @@ namespace ModelParallel.Tests
 
             var results = Ranks.Run(new MeshShape(tp: tp), context =>
             {
-                var model = new TinyLanguageModel(Vocab, Width, Hidden, labelSmoothing, ignoreIndex: -1);
+                var model = new TinyLanguageModel(Vocab, Width, Hidden, labelSmoothing, ignoreIndex: -1, tied);
                 LogicalState.Load(model, logical);
                 return Train(model, batches, LogicalState.ExportGradients, LogicalState.Export);
             });
             foreach (var (loss, gradients, state) in results)
             {
-                TensorAssert.Close(expectedLoss, loss, $"tp={tp}, label smoothing {labelSmoothing}: loss");
+                TensorAssert.Close(expectedLoss, loss, $"tp={tp}, label smoothing {labelSmoothing}, tied {tied}: loss");
                 TensorAssert.AllClose(expectedGradients, gradients, $"tp={tp}, label smoothing {labelSmoothing}: gradient of");
                 TensorAssert.AllClose(expectedState, state, $"tp={tp}, label smoothing {labelSmoothing}: after 3 Adam steps,");
+            }
+        }
+
+        [Theory]
+        [InlineData(2, 1)]
+        [InlineData(2, 2)]
+        public void TiedReplicasOnPartsOfTheBatchMatchOneDevice(int dp, int tp)
+        {
+            torch.manual_seed(19);
+            var reference = new ReferenceLanguageModel(Vocab, Width, Hidden, tied: true);
+            var logical = reference.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone());
+            var batches = Enumerable.Range(0, 3).Select(_ => (torch.randint(0, Vocab, new long[] { 4, 5 }), torch.randint(0, Vocab, new long[] { 4, 5 }))).ToList();
+            var (_, expectedGradients, expectedState) = Train(reference, batches, m => m.named_parameters().ToDictionary(p => p.name, p => p.parameter.grad!.clone()),
+                m => m.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone()));
+            var results = Ranks.Run(new MeshShape(dp: dp, tp: tp), context =>
+            {
+                var model = new TinyLanguageModel(Vocab, Width, Hidden, tied: true);
+                LogicalState.Load(model, logical);
+                var averaging = DataParallel.DataParallelGradients.Attach(model);
+                int part = 4 / dp, d = context.Coordinates.Dp;
+                var local = batches.Select(b => (b.Item1.narrow(0, d * part, part), b.Item2.narrow(0, d * part, part))).ToList();
+                return Train(model, local, LogicalState.ExportGradients, LogicalState.Export, averaging.Synchronize);
+            });
+            foreach (var (_, gradients, state) in results)
+            {
+                TensorAssert.AllClose(expectedGradients, gradients, $"dp={dp} tp={tp}, tied: gradient of");
+                TensorAssert.AllClose(expectedState, state, $"dp={dp} tp={tp}, tied: after 3 Adam steps,");
             }
         }
 
@@ -69,7 +100,7 @@ namespace ModelParallel.Tests
         }
 
         private static (Tensor Loss, Dictionary<string, Tensor> Gradients, Dictionary<string, Tensor> State) Train<TModel>(TModel model, List<(Tensor Ids, Tensor Targets)> batches,
-            System.Func<TModel, Dictionary<string, Tensor>> gradients, System.Func<TModel, Dictionary<string, Tensor>> state)
+            System.Func<TModel, Dictionary<string, Tensor>> gradients, System.Func<TModel, Dictionary<string, Tensor>> state, System.Action? afterBackward = null)
             where TModel : nn.Module<Tensor, Tensor, Tensor>
         {
             var optimizer = torch.optim.Adam(model.parameters(), lr: 0.01);
@@ -80,6 +111,7 @@ namespace ModelParallel.Tests
                 optimizer.zero_grad();
                 var loss = model.forward(ids, targets);
                 loss.backward();
+                afterBackward?.Invoke();
                 if (first is null)
                 {
                     first = loss.detach().clone();

@@ -68,6 +68,8 @@ namespace ModelParallel.Generators.Model
         VocabLoss,
         /// <summary>A <c>dropout</c>: one random stream per tp rank on sharded values, one shared stream on replicated ones.</summary>
         Dropout,
+        /// <summary>A <c>scaled_dot_product_attention</c> of queries sharded on the heads (<see cref="InterceptionSpec.ShardDim"/>) with whole keys and values.</summary>
+        SlicedAttention,
     }
 
     /// <summary>

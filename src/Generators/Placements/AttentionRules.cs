@@ -12,8 +12,8 @@ namespace ModelParallel.Generators
         {
             /// <summary>
             /// Rules for attention: matmul and bmm of values sharded alike on a batch dimension (the heads), and
-            /// scaled_dot_product_attention of q, k and v sharded alike on the heads; attending over a sharded sequence or
-            /// head size is MP0011.
+            /// scaled_dot_product_attention of q, k and v sharded alike on the heads (or whole k and v, sliced like q: multi-query
+            /// attention); attending over a sharded sequence or head size is MP0011.
             /// </summary>
             private sealed partial class PlacementWalk
             {
@@ -37,6 +37,15 @@ namespace ModelParallel.Generators
                                 && m.Value.ConstantValue is not { HasValue: true, Value: null } ? Eval(m.Value) : Value.None;
                             if (!q.IsSharded && !k.IsSharded && !v.IsSharded)
                                 return q.IsPlaced || k.IsPlaced || v.IsPlaced ? NonLinear(call, q.IsPartial ? q : k.IsPartial ? k : v, "attends over", "attention is not linear in its inputs") : Value.Replicated(q.Rank);
+                            if (q.IsSharded && q.Dim <= -3 && k.IsReplicated && v.IsReplicated)
+                            {
+                                // Multi-query attention: whole keys and values, each rank keeps its heads of them.
+                                SetSite(call, new SlicedAttentionSite(q.Dim));
+                                Report(DiagnosticDescriptors.ReshardInsertedId, call.Syntax, Text(call), $"a local slice of the keys and values (R -> {q})",
+                                    "the whole keys and values of attention over heads sharded on the queries", "free: no communication forward; an all-gather of their gradients backward");
+                                if (mask.IsTensor) Combine(call, q, mask, "scaled_dot_product_attention with its mask");
+                                return q.With(q.Rank);
+                            }
                             if (!q.SamePlacement(k) || !q.SamePlacement(v))
                                 return Unsupported(call, q.IsSharded ? q : k.IsSharded ? k : v, $"q, k and v must be sharded alike (here {q}, {k}, {v})");
                             if (q.Dim >= -2)

@@ -90,6 +90,9 @@ namespace ModelParallel.Generators
             /// <summary>A call reached with values that need nothing intercepted (a view of a whole value): no other placement may reach it.</summary>
             private sealed record PlainSite : Site;
 
+            /// <summary>Attention of queries sharded on <paramref name="HeadDim"/> with whole keys and values: they are sliced like the queries.</summary>
+            private sealed record SlicedAttentionSite(int HeadDim) : Site;
+
             /// <summary>A cross_entropy of logits sharded on the vocabulary.</summary>
             private sealed record VocabLossSite : Site;
 

@@ -152,4 +152,64 @@ namespace ModelParallel.Tests.Models
             return o.forward(attended.transpose(1, 2).contiguous().view(batch, time, Heads * HeadSize));
         }
     }
+
+    /// <summary>
+    /// Multi-query attention (PaLM, Falcon): one key/value head for all query heads. The key/value projection stays whole
+    /// on every rank (it cannot be split into one head's pieces); its output is repeated to the query's heads, and the
+    /// generator slices each rank's heads of it before attention.
+    /// </summary>
+    [ParallelModule]
+    public sealed partial class MultiQueryAttention : nn.Module<Tensor, Tensor>
+    {
+        public const long Heads = 4, HeadSize = 4, Width = Heads * HeadSize;
+
+        [ColumnParallel] private readonly Linear q;
+        [Replicated] private readonly Linear kv;
+        [RowParallel] private readonly Linear o;
+
+        public MultiQueryAttention() : base(nameof(MultiQueryAttention))
+        {
+            q = nn.Linear(Width, Heads * HeadSize, hasBias: false);
+            kv = nn.Linear(Width, 2 * HeadSize, hasBias: false);
+            o = nn.Linear(Heads * HeadSize, Width, hasBias: false);
+            RegisterComponents();
+        }
+
+        public override Tensor forward(Tensor x)
+        {
+            long batch = x.shape[0], time = x.shape[1];
+            var queries = q.forward(x).view(batch, time, Heads, HeadSize).transpose(1, 2);
+            var parts = kv.forward(x).view(batch, time, 2, HeadSize).transpose(1, 2).chunk(2, 1);
+            var keys = parts[0].expand(batch, Heads, time, HeadSize);
+            var values = parts[1].repeat_interleave(Heads, 1);
+            var attended = nn.functional.scaled_dot_product_attention(queries, keys, values, is_casual: true);
+            return o.forward(attended.transpose(1, 2).contiguous().view(batch, time, Heads * HeadSize));
+        }
+    }
+
+    /// <summary>The plain form of <see cref="MultiQueryAttention"/>, with the same parameter names.</summary>
+    public sealed class PlainMultiQueryAttention : nn.Module<Tensor, Tensor>
+    {
+        private const long Heads = MultiQueryAttention.Heads, HeadSize = MultiQueryAttention.HeadSize, Width = Heads * HeadSize;
+        private readonly Linear q, kv, o;
+
+        public PlainMultiQueryAttention() : base(nameof(PlainMultiQueryAttention))
+        {
+            q = nn.Linear(Width, Heads * HeadSize, hasBias: false);
+            kv = nn.Linear(Width, 2 * HeadSize, hasBias: false);
+            o = nn.Linear(Heads * HeadSize, Width, hasBias: false);
+            RegisterComponents();
+        }
+
+        public override Tensor forward(Tensor x)
+        {
+            long batch = x.shape[0], time = x.shape[1];
+            var queries = q.forward(x).view(batch, time, Heads, HeadSize).transpose(1, 2);
+            var parts = kv.forward(x).view(batch, time, 2, HeadSize).transpose(1, 2).chunk(2, 1);
+            var keys = parts[0].expand(batch, Heads, time, HeadSize);
+            var values = parts[1].repeat_interleave(Heads, 1);
+            var attended = nn.functional.scaled_dot_product_attention(queries, keys, values, is_casual: true);
+            return o.forward(attended.transpose(1, 2).contiguous().view(batch, time, Heads * HeadSize));
+        }
+    }
 }

@@ -6,7 +6,8 @@ namespace ModelParallel.Tests.Models
 {
     /// <summary>
     /// A vocabulary-parallel embedding, a partitioned MLP block, a ColumnParallel head giving logits sharded on the
-    /// vocabulary, and cross-entropy over them, all in one forward that returns the loss.
+    /// vocabulary, and cross-entropy over them, all in one forward that returns the loss. Tied, the head's weight is the
+    /// embedding's (GPT-2's tie), shard by shard.
     /// </summary>
     [ParallelModule]
     public sealed partial class TinyLanguageModel : nn.Module<Tensor, Tensor, Tensor>
@@ -18,13 +19,14 @@ namespace ModelParallel.Tests.Models
         private readonly double labelSmoothing;
         private readonly long ignoreIndex;
 
-        public TinyLanguageModel(long vocab, long width, long hidden, double labelSmoothing = 0, long ignoreIndex = -100) : base(nameof(TinyLanguageModel))
+        public TinyLanguageModel(long vocab, long width, long hidden, double labelSmoothing = 0, long ignoreIndex = -100, bool tied = false) : base(nameof(TinyLanguageModel))
         {
             this.labelSmoothing = labelSmoothing;
             this.ignoreIndex = ignoreIndex;
             embed = nn.Embedding(vocab, width);
             block = new TestBlock(width, hidden, bias: true);
             head = nn.Linear(width, vocab, hasBias: false);
+            if (tied) head.weight = embed.weight!;
             this.vocab = vocab;
             RegisterComponents();
         }
@@ -46,13 +48,14 @@ namespace ModelParallel.Tests.Models
         private readonly double labelSmoothing;
         private readonly long ignoreIndex;
 
-        public ReferenceLanguageModel(long vocab, long width, long hidden, double labelSmoothing = 0, long ignoreIndex = -100) : base(nameof(ReferenceLanguageModel))
+        public ReferenceLanguageModel(long vocab, long width, long hidden, double labelSmoothing = 0, long ignoreIndex = -100, bool tied = false) : base(nameof(ReferenceLanguageModel))
         {
             this.labelSmoothing = labelSmoothing;
             this.ignoreIndex = ignoreIndex;
             embed = nn.Embedding(vocab, width);
             block = new ReferenceBlock(width, hidden, bias: true);
             head = nn.Linear(width, vocab, hasBias: false);
+            if (tied) head.weight = embed.weight!;
             this.vocab = vocab;
             RegisterComponents();
         }
