@@ -55,7 +55,8 @@ namespace ModelParallel.Generators
                 // The same list the partition report prints, so the two cannot disagree.
                 var collectives = Report.Collectives(module).Concat(Report.LossCollectives(module)).ToList();
                 int forward = collectives.Count(c => c.Pass == "forward"), backward = collectives.Count(c => c.Pass == "backward");
-                w.Line($"// Collectives per step when tp > 1: {forward} in forward and {backward} in backward (each listed in the partition report).");
+                int skippable = collectives.Count(Report.Skippable);
+                w.Line($"// Collectives per step when tp > 1: {forward} in forward and {backward} in backward{(skippable > 0 ? $"; {skippable} of them are f's, which do not run when their input needs no gradient" : "")} (each listed in the partition report).");
                 if (module.Pipeline is { } pipeline) WritePipelinePlan(w, pipeline);
                 w.Line("// Outside Ranks.Run every call below is the plain TorchSharp call: the single-device model.").Line();
             }

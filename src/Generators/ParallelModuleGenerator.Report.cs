@@ -80,7 +80,7 @@ namespace ModelParallel.Generators
                     yield return $"| {layer} | {collective} | {pass} | {elements} | 4 x {elements} |";
                 int forward = collectives.Count(c => c.Pass == "forward"), backward = collectives.Count(c => c.Pass == "backward");
                 yield return "";
-                yield return $"Total: {collectives.Count} collectives per step, {forward} in forward and {backward} in backward.";
+                yield return $"Total: {collectives.Count} collectives per step, {forward} in forward and {backward} in backward{(collectives.Any(Skippable) ? $"; {collectives.Count(Skippable)} of them are f's, which do not run when their input needs no gradient" : "")}.";
             }
 
             internal static IEnumerable<(string Layer, string Collective, string Pass, string Elements)> Collectives(ModuleSpec module)
@@ -95,7 +95,7 @@ namespace ModelParallel.Generators
                         case LayerPlacement.Column:
                             if (site.Variant == LayerVariant.Reduced) yield return (site.Field, "all-reduce (inserted: input arrives as a partial sum)", "forward", input);
                             if (site.Variant == LayerVariant.Gathered) yield return (site.Field, "all-gather (inserted: input arrives S(-1))", "forward", input);
-                            yield return (site.Field, "all-reduce (f: input gradient)", "backward", input);
+                            yield return (site.Field, "all-reduce (f: input gradient; not run when the input needs no gradient)", "backward", input);
                             break;
                         case LayerPlacement.Vocab:
                             yield return (site.Field, "all-reduce (g: looked-up rows)", "forward", $"tokens x {Group(layer.Out)}");
@@ -124,6 +124,10 @@ namespace ModelParallel.Generators
                     }
                 }
             }
+
+            /// <summary>A ColumnParallel layer's f: backward all-reduces its input's gradient, which autograd skips when that input needs none.</summary>
+            internal static bool Skippable((string Layer, string Collective, string Pass, string Elements) collective) =>
+                collective.Collective.StartsWith("all-reduce (f:", System.StringComparison.Ordinal);
 
             internal static IEnumerable<(string Layer, string Collective, string Pass, string Elements)> LossCollectives(ModuleSpec module)
             {

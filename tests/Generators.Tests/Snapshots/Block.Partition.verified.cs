@@ -5,7 +5,7 @@
 //   up           ColumnParallel  weight [out/tp, in] S(0), bias [out/tp] S(0); input R -> output S(-1)
 //   down         RowParallel     weight [out, in/tp] S(1), no bias; input S(-1) -> P -> R
 //   gate         Replicated      weight and bias R (same values on every rank)
-// Collectives per step when tp > 1: 1 in forward and 1 in backward (each listed in the partition report).
+// Collectives per step when tp > 1: 1 in forward and 1 in backward; 1 of them are f's, which do not run when their input needs no gradient (each listed in the partition report).
 // Outside Ranks.Run every call below is the plain TorchSharp call: the single-device model.
 
 namespace Sample

@@ -5,7 +5,7 @@
 //   q            ColumnParallel  weight [out/tp, in] S(0), no bias; input R -> output S(-1)
 //   kv           ColumnParallel  weight [out/tp, in] S(0), no bias; input R -> output S(-1); forward splits its output into 2 parts, so each rank holds its slice of every part
 //   o            RowParallel     weight [out, in/tp] S(1), no bias; input S(-1) -> P -> R
-// Collectives per step when tp > 1: 1 in forward and 2 in backward (each listed in the partition report).
+// Collectives per step when tp > 1: 1 in forward and 2 in backward; 2 of them are f's, which do not run when their input needs no gradient (each listed in the partition report).
 // Outside Ranks.Run every call below is the plain TorchSharp call: the single-device model.
 
 namespace ModelParallel.Tests.Models

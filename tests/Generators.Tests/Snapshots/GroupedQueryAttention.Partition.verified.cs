@@ -6,7 +6,7 @@
 //   k            ColumnParallel  weight [out/tp, in] S(0), no bias; input R -> output S(-1)
 //   v            ColumnParallel  weight [out/tp, in] S(0), no bias; input R -> output S(-1)
 //   o            RowParallel     weight [out, in/tp] S(1), no bias; input S(-1) -> P -> R
-// Collectives per step when tp > 1: 1 in forward and 3 in backward (each listed in the partition report).
+// Collectives per step when tp > 1: 1 in forward and 3 in backward; 3 of them are f's, which do not run when their input needs no gradient (each listed in the partition report).
 // Outside Ranks.Run every call below is the plain TorchSharp call: the single-device model.
 
 namespace ModelParallel.Tests.Models

@@ -4,7 +4,7 @@
 // Partition plan of Sample.Lm over the tensor-parallel axis "tp":
 //   embed        VocabParallel   weight [num_embeddings/tp, dim] S(0); ids R -> P -> all-reduce -> R
 //   head         ColumnParallel  weight [out/tp, in] S(0), no bias; input R -> output S(-1)
-// Collectives per step when tp > 1: 4 in forward and 1 in backward (each listed in the partition report).
+// Collectives per step when tp > 1: 4 in forward and 1 in backward; 1 of them are f's, which do not run when their input needs no gradient (each listed in the partition report).
 // Outside Ranks.Run every call below is the plain TorchSharp call: the single-device model.
 
 namespace Sample

@@ -4,7 +4,7 @@
 // Partition plan of Sample.Net over the tensor-parallel axis "tp":
 //   input        replicated      (no attribute) weight and bias R (same values on every rank)
 //   head         ColumnParallel  weight [out/tp, in] S(0), bias [out/tp] S(0); input R -> output S(-1)
-// Collectives per step when tp > 1: 0 in forward and 1 in backward (each listed in the partition report).
+// Collectives per step when tp > 1: 0 in forward and 1 in backward; 1 of them are f's, which do not run when their input needs no gradient (each listed in the partition report).
 // Pipeline over "pp": the blocks of 'blocks' are split over pp x virtual stages as [1, 3] blocks per virtual stage; virtual stage s runs on pp rank s mod pp.
 //   first stage: input; last stage: norm, head.
 //   The executor runs forward once per (micro-batch, stage); layers of other stages pass their input through;

@@ -6,7 +6,7 @@
 //   projection   RowParallel     weight [out, in/tp] S(1), bias [out] R added once after g; input S(-1) -> P -> R
 //   up           ColumnParallel  weight [out/tp, in] S(0), bias [out/tp] S(0); input R -> output S(-1)
 //   down         RowParallel     weight [out, in/tp] S(1), bias [out] R added once after g; input S(-1) -> P -> R
-// Collectives per step when tp > 1: 2 in forward and 2 in backward (each listed in the partition report).
+// Collectives per step when tp > 1: 2 in forward and 2 in backward; 2 of them are f's, which do not run when their input needs no gradient (each listed in the partition report).
 // Outside Ranks.Run every call below is the plain TorchSharp call: the single-device model.
 
 namespace ModelParallel.Examples.Transformer

@@ -38,9 +38,9 @@
 //
 // | layer | collective | pass | elements per rank | bytes per rank |
 // |---|---|---|---|---|
-// | qkv | all-reduce (f: input gradient) | backward | tokens x width | 4 x tokens x width |
+// | qkv | all-reduce (f: input gradient; not run when the input needs no gradient) | backward | tokens x width | 4 x tokens x width |
 // | projection | all-reduce (g: output) | forward | tokens x width | 4 x tokens x width |
 // | down | all-reduce (g: output) | forward | tokens x width | 4 x tokens x width |
-// | up | all-reduce (f: input gradient) | backward | tokens x width | 4 x tokens x width |
+// | up | all-reduce (f: input gradient; not run when the input needs no gradient) | backward | tokens x width | 4 x tokens x width |
 //
-// Total: 4 collectives per step, 2 in forward and 2 in backward.
+// Total: 4 collectives per step, 2 in forward and 2 in backward; 2 of them are f's, which do not run when their input needs no gradient.
