@@ -29,7 +29,7 @@ namespace ModelParallel.Layers
                 throw new PartitionException(
                     $"Layer '{layer}' (ColumnParallel, output split into {chunks} parts in forward): out_features = {outputSize} is not divisible by {chunks} parts x tp = {context.Mesh.Tp} ({context.Mesh}).");
             long local = Divide(layer, "ColumnParallel", "out_features", outputSize, context.Mesh);
-            return Build(context, inputSize, local, inputSize, hasBias, weightShard: rank, biasShard: rank, device, dtype);
+            return Build(context, inputSize, local, inputSize, hasBias, weightShard: rank, biasShard: rank, device, dtype, weightSharded: true, biasSharded: true);
         }
 
         /// <summary>Weight [out, in/tp]: Shard(1) over tp; bias [out] replicated, added once after the reduction.</summary>
@@ -39,7 +39,7 @@ namespace ModelParallel.Layers
             var context = RankContext.Current;
             if (context is null) return torch.nn.Linear(inputSize, outputSize, hasBias, device, dtype);
             long local = Divide(layer, "RowParallel", "in_features", inputSize, context.Mesh);
-            return Build(context, local, outputSize, inputSize, hasBias, weightShard: context.Coordinates.Tp, biasShard: 0, device, dtype);
+            return Build(context, local, outputSize, inputSize, hasBias, weightShard: context.Coordinates.Tp, biasShard: 0, device, dtype, weightSharded: true, biasSharded: false);
         }
 
         /// <summary>The whole layer on every rank, initialised identically.</summary>
@@ -48,7 +48,7 @@ namespace ModelParallel.Layers
         {
             var context = RankContext.Current;
             if (context is null) return torch.nn.Linear(inputSize, outputSize, hasBias, device, dtype);
-            return Build(context, inputSize, outputSize, inputSize, hasBias, weightShard: 0, biasShard: 0, device, dtype);
+            return Build(context, inputSize, outputSize, inputSize, hasBias, weightShard: 0, biasShard: 0, device, dtype, weightSharded: false, biasSharded: false);
         }
 
         /// <summary>f (identity forward, all-reduce backward), then the local shard: input R, output S(-1).</summary>
@@ -200,7 +200,7 @@ namespace ModelParallel.Layers
         }
 
         private static Linear Build(RankContext context, long inLocal, long outLocal, long fanIn, bool hasBias,
-            int weightShard, int biasShard, torch.Device? device, torch.ScalarType? dtype)
+            int weightShard, int biasShard, torch.Device? device, torch.ScalarType? dtype, bool weightSharded, bool biasSharded)
         {
             long ordinal = context.NextLayerOrdinal();
             var target = device ?? context.Device;
@@ -210,8 +210,12 @@ namespace ModelParallel.Layers
             // A layer of another pipeline stage stays on the meta device: its shapes, no memory.
             if (device?.type == DeviceType.META || !Pipelining.PipelineBuild.Holds(context, null)) return linear;
             linear.weight = new Parameter(LayerInitializer.Uniform([outLocal, inLocal], bound, context.Seed, ordinal, 0, weightShard, target, dtype));
+            if (weightSharded) ReplicaCheck.MarkShard(linear.weight);
             if (hasBias)
+            {
                 linear.bias = new Parameter(LayerInitializer.Uniform([outLocal], bound, context.Seed, ordinal, 1, biasShard, target, dtype));
+                if (biasSharded) ReplicaCheck.MarkShard(linear.bias);
+            }
             return linear;
         }
     }

@@ -44,10 +44,12 @@ namespace ModelParallel.Layers
             if (weight.device.type == DeviceType.META) return embedding;
             int shard = sharded ? context.Coordinates.Tp : 0;
             long rows = weight.shape[0], start = shard * rows;
-            using var noGrad = torch.no_grad();
-            using var drawn = LayerInitializer.Normal(weight.shape, context.Seed, ordinal, shard, weight.device, weight.dtype);
-            weight.copy_(drawn);
-            if (paddingIndex is long pad && pad >= start && pad < start + rows) weight[pad - start].zero_();
+            // A new parameter, as partitioned Linear layers get theirs: the object the module registers is the one marked.
+            var drawn = new Parameter(LayerInitializer.Normal(weight.shape, context.Seed, ordinal, shard, weight.device, weight.dtype));
+            using (torch.no_grad())
+                if (paddingIndex is long pad && pad >= start && pad < start + rows) drawn[pad - start].zero_();
+            embedding.weight = drawn;
+            if (sharded) ReplicaCheck.MarkShard(drawn);
             return embedding;
         }
 

@@ -28,6 +28,7 @@ namespace ModelParallel
                 // A backward that failed on this rank is final: report it here rather than step on what it left.
                 context.ThrowIfDeferredFailure();
                 using (CollectiveSite.Enter($"optimizer.step() at {site}")) context.World.Barrier();
+                ReplicaCheck.OnFirstStep(optimizer, context, site);
             }
             return optimizer.step(closure!);
         }
