@@ -90,7 +90,7 @@ namespace ModelParallel.Generators
         {
             var type = (INamedTypeSymbol)context.Symbol;
             if (!type.GetAttributes().Any(a => a.AttributeClass?.ToDisplayString() == ParallelModuleGenerator.ParallelModuleAttribute)) return;
-            var module = ParallelModuleGenerator.Parser.Parse(type, context.Compilation, context.CancellationToken);
+            var module = ParallelModuleGenerator.Parser.Parse(type, context.Compilation, context.CancellationToken, forDiagnostics: true);
             // A class in error gets no partition, so the reshardings it would have inserted (MP0016) are not news.
             bool refused = module.Diagnostics.Any(d => DiagnosticDescriptors.IsError(d.Id));
             foreach (var diagnostic in module.Diagnostics)

@@ -39,9 +39,21 @@ namespace ModelParallel.Generators
             /// </summary>
             internal static System.Action<INamedTypeSymbol>? FailureInjection;
 
+            /// <summary>
+            /// While the analyzer reads a class: it needs the diagnostics only, so call sites are not turned into
+            /// interceptor specs (no display strings of signatures and places).
+            /// </summary>
+            [ThreadStatic] private static bool diagnosticsOnly;
+
             /// <summary>Reads a [ParallelModule] class; shared by the generator and the analyzer. Never throws.</summary>
-            public static ModuleSpec Parse(INamedTypeSymbol type, Compilation compilation, CancellationToken cancellationToken)
+            public static ModuleSpec Parse(INamedTypeSymbol type, Compilation compilation, CancellationToken cancellationToken) =>
+                Parse(type, compilation, cancellationToken, forDiagnostics: false);
+
+            /// <summary>Reads a [ParallelModule] class, for its diagnostics alone when <paramref name="forDiagnostics"/> (the analyzer). Never throws.</summary>
+            public static ModuleSpec Parse(INamedTypeSymbol type, Compilation compilation, CancellationToken cancellationToken, bool forDiagnostics)
             {
+                bool outer = diagnosticsOnly;
+                diagnosticsOnly = forDiagnostics;
                 try
                 {
                     FailureInjection?.Invoke(type);
@@ -52,6 +64,10 @@ namespace ModelParallel.Generators
                     var diagnostic = new DiagnosticInfo(DiagnosticDescriptors.InternalErrorId, LocationInfo.From(type.Locations.FirstOrDefault()),
                         new[] { type.Name, $"{e.GetType().Name}: {e.Message}" }.ToEquatableArray());
                     return Empty(type, new[] { diagnostic });
+                }
+                finally
+                {
+                    diagnosticsOnly = outer;
                 }
             }
 
@@ -349,7 +365,8 @@ namespace ModelParallel.Generators
                 InvocationExpressionSyntax call, SemanticModel model, CancellationToken cancellationToken)
             {
                 var location = model.GetInterceptableLocation(call, cancellationToken);
-                if (location is null) return null;
+                if (location is null) return null; // not interceptable: the caller reports what that leaves undone
+                if (diagnosticsOnly) return new InterceptionSpec(kind, layer.Field, layer.Placement, 0, "", "", "", null, default);
                 var line = call.GetLocation().GetLineSpan();
                 var where = $"{System.IO.Path.GetFileName(line.Path)}({line.StartLinePosition.Line + 1},{line.StartLinePosition.Character + 1})";
                 var parameters = method.Parameters.Select(p => new ParameterSpec(p.Type.ToDisplayString(TypeFormat), p.Name)).ToEquatableArray();
