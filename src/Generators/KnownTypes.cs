@@ -18,6 +18,28 @@ namespace ModelParallel.Generators
 
         public INamedTypeSymbol? ParallelModule { get; } = compilation.GetTypeByMetadataName(ParallelModuleGenerator.ParallelModuleAttribute);
 
+        private readonly System.Collections.Generic.Dictionary<string, INamedTypeSymbol?> byName = new();
+
+        /// <summary>The type of this metadata name in the compilation (nested types with '+'), looked up once.</summary>
+        public INamedTypeSymbol? Type(string metadataName)
+        {
+            if (!byName.TryGetValue(metadataName, out var symbol)) byName[metadataName] = symbol = compilation.GetTypeByMetadataName(metadataName);
+            return symbol;
+        }
+
+        /// <summary>Whether <paramref name="type"/> (or its generic definition) is the type of this metadata name.</summary>
+        public bool Is(ITypeSymbol? type, string metadataName) =>
+            type is not null && Type(metadataName) is { } known
+            && (SymbolEqualityComparer.Default.Equals(type.OriginalDefinition, known) || SymbolEqualityComparer.Default.Equals(type, known));
+
+        /// <summary>Whether <paramref name="type"/> is, or derives from, the type of this metadata name.</summary>
+        public bool DerivesFrom(ITypeSymbol? type, string metadataName)
+        {
+            for (var t = type; t is not null; t = t.BaseType)
+                if (Is(t, metadataName)) return true;
+            return false;
+        }
+
         /// <summary>A Tensor or a type derived from it (a Parameter), nullable or not, or an array of them.</summary>
         public bool IsTensor(ITypeSymbol? type) =>
             type is IArrayTypeSymbol array ? DerivesFromTensor(array.ElementType) : DerivesFromTensor(type);

@@ -29,12 +29,12 @@ namespace ModelParallel.Generators
             context.RegisterCompilationStartAction(start =>
             {
                 // Nothing to check in a compilation that cannot name the attribute.
-                if (start.Compilation.GetTypeByMetadataName(ParallelModuleGenerator.ParallelModuleAttribute) is null) return;
+                if (start.Compilation.GetTypeByMetadataName(ParallelModuleGenerator.ParallelModuleAttribute) is not { } attribute) return;
                 var pages = DiagnosticHelpLinks.Directory(start.Options.AnalyzerConfigOptionsProvider);
-                start.RegisterSymbolAction(symbol => Analyze(symbol, pages), SymbolKind.NamedType);
-                var attribute = start.Compilation.GetTypeByMetadataName(ParallelModuleGenerator.ParallelModuleAttribute);
+                start.RegisterSymbolAction(symbol => Analyze(symbol, attribute, pages), SymbolKind.NamedType);
+                var loss = start.Compilation.GetTypeByMetadataName("ModelParallel.Layers.VocabParallelLoss");
                 var outputs = new ConcurrentDictionary<INamedTypeSymbol, string?>(SymbolEqualityComparer.Default);
-                start.RegisterOperationAction(operation => CheckModuleCall(operation, attribute, outputs, pages), OperationKind.Invocation);
+                start.RegisterOperationAction(operation => CheckModuleCall(operation, attribute, loss, outputs, pages), OperationKind.Invocation);
             });
         }
 
@@ -42,16 +42,17 @@ namespace ModelParallel.Generators
         /// MP0019: <c>forward</c> or <c>call</c> of a [ParallelModule] whose output is sharded, from code outside any
         /// [ParallelModule] (inside one, the placement walk carries the shard on).
         /// </summary>
-        private static void CheckModuleCall(OperationAnalysisContext context, INamedTypeSymbol? attribute, ConcurrentDictionary<INamedTypeSymbol, string?> outputs, string? pages)
+        private static void CheckModuleCall(OperationAnalysisContext context, INamedTypeSymbol attribute, INamedTypeSymbol? loss,
+            ConcurrentDictionary<INamedTypeSymbol, string?> outputs, string? pages)
         {
             var invocation = (IInvocationOperation)context.Operation;
-            if (invocation.TargetMethod.Name is not ("forward" or "call") || attribute is null) return;
+            if (invocation.TargetMethod.Name is not ("forward" or "call")) return;
             var receiver = invocation.Instance;
             while (receiver is IConversionOperation conversion) receiver = conversion.Operand;
             if (receiver?.Type is not INamedTypeSymbol module || !IsParallelModule(module, attribute)) return;
             for (var t = context.ContainingSymbol.ContainingType; t is not null; t = t.ContainingType)
                 if (IsParallelModule(t, attribute)) return;
-            if (OnlyIntoVocabularyLoss(invocation)) return;
+            if (OnlyIntoVocabularyLoss(invocation, loss)) return;
             var output = outputs.GetOrAdd(module, m => ParallelModuleGenerator.Parser.ShardedOutput(m, context.Compilation, context.CancellationToken));
             if (output is null) return;
             var descriptor = DiagnosticHelpLinks.For(DiagnosticDescriptors.ShardedResult, pages);
@@ -63,14 +64,14 @@ namespace ModelParallel.Generators
         /// The output goes only to VocabParallelLoss (Compute, Whole), which takes logits sharded on the vocabulary:
         /// directly as an argument, or through a local whose every use is such an argument.
         /// </summary>
-        private static bool OnlyIntoVocabularyLoss(IInvocationOperation invocation)
+        private static bool OnlyIntoVocabularyLoss(IInvocationOperation invocation, INamedTypeSymbol? loss)
         {
-            static bool IntoLoss(IOperation use)
+            bool IntoLoss(IOperation use)
             {
                 var parent = use.Parent;
                 while (parent is IConversionOperation) parent = parent.Parent;
                 return parent is IArgumentOperation { Parent: IInvocationOperation call }
-                    && call.TargetMethod.ContainingType?.ToDisplayString() == "ModelParallel.Layers.VocabParallelLoss";
+                    && loss is not null && SymbolEqualityComparer.Default.Equals(call.TargetMethod.ContainingType, loss);
             }
             if (IntoLoss(invocation)) return true;
             var parent = invocation.Parent;
@@ -86,10 +87,10 @@ namespace ModelParallel.Generators
         private static bool IsParallelModule(INamedTypeSymbol type, INamedTypeSymbol attribute) =>
             type.GetAttributes().Any(a => SymbolEqualityComparer.Default.Equals(a.AttributeClass, attribute));
 
-        private static void Analyze(SymbolAnalysisContext context, string? pages)
+        private static void Analyze(SymbolAnalysisContext context, INamedTypeSymbol attribute, string? pages)
         {
             var type = (INamedTypeSymbol)context.Symbol;
-            if (!type.GetAttributes().Any(a => a.AttributeClass?.ToDisplayString() == ParallelModuleGenerator.ParallelModuleAttribute)) return;
+            if (!IsParallelModule(type, attribute)) return;
             var module = ParallelModuleGenerator.Parser.Parse(type, context.Compilation, context.CancellationToken, forDiagnostics: true);
             // A class in error gets no partition, so the reshardings it would have inserted (MP0016) are not news.
             bool refused = module.Diagnostics.Any(d => DiagnosticDescriptors.IsError(d.Id));

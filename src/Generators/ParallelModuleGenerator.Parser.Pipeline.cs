@@ -12,8 +12,8 @@ namespace ModelParallel.Generators
     {
         internal static partial class Parser
         {
-            private const string ModuleListType = "TorchSharp.Modules.ModuleList<T>";
-            private const string ModuleType = "TorchSharp.torch.nn.Module";
+            private const string ModuleListType = "TorchSharp.Modules.ModuleList`1";
+            private const string ModuleType = "TorchSharp.torch+nn+Module";
             private const string ParallelModuleAttribute = "ModelParallel.ParallelModuleAttribute";
             private const string StagesAttribute = "ModelParallel.PipelineStagesAttribute";
             private const string FirstAttribute = "ModelParallel.FirstStageAttribute";
@@ -37,13 +37,13 @@ namespace ModelParallel.Generators
             }
 
             /// <summary>Reads [PipelineStages], [FirstStage] and [LastStage] fields and reports misuse.</summary>
-            private static Stages ReadStages(INamedTypeSymbol type, List<DiagnosticInfo> diagnostics)
+            private static Stages ReadStages(INamedTypeSymbol type, KnownTypes known, List<DiagnosticInfo> diagnostics)
             {
                 var stages = new Stages();
                 foreach (var field in type.GetMembers().OfType<IFieldSymbol>())
                 {
                     var attributes = field.GetAttributes();
-                    AttributeData? Find(string name) => attributes.FirstOrDefault(a => a.AttributeClass?.ToDisplayString() == name);
+                    AttributeData? Find(string name) => attributes.FirstOrDefault(a => known.Is(a.AttributeClass, name));
                     Location? At(AttributeData a) => a.ApplicationSyntaxReference?.GetSyntax().GetLocation() ?? field.Locations.FirstOrDefault();
                     var list = Find(StagesAttribute);
                     var first = Find(FirstAttribute);
@@ -52,9 +52,9 @@ namespace ModelParallel.Generators
                     {
                         string? problem = stages.Field is not null
                             ? $"'{stages.Field.Name}' is already the [PipelineStages] list of '{type.Name}'; a module has one"
-                            : field.Type is not INamedTypeSymbol { IsGenericType: true } listType || listType.OriginalDefinition.ToDisplayString() != ModuleListType
+                            : field.Type is not INamedTypeSymbol { IsGenericType: true } listType || !known.Is(listType, ModuleListType)
                                 ? $"its type '{field.Type.ToDisplayString()}' is not TorchSharp.Modules.ModuleList<Block>"
-                                : !listType.TypeArguments[0].GetAttributes().Any(a => a.AttributeClass?.ToDisplayString() == ParallelModuleAttribute)
+                                : !listType.TypeArguments[0].GetAttributes().Any(a => known.Is(a.AttributeClass, ParallelModuleAttribute))
                                     ? $"its block type '{listType.TypeArguments[0].ToDisplayString()}' is not a [ParallelModule] class, so every rank would build all of its layers"
                                     : null;
                         if (problem is not null) diagnostics.Add(Diagnostic(DiagnosticDescriptors.InvalidStagesFieldId, At(list), field.Name, problem));
@@ -74,7 +74,7 @@ namespace ModelParallel.Generators
                         diagnostics.Add(Diagnostic(DiagnosticDescriptors.InvalidStageMarkerId, At(last), "LastStage", field.Name, "it is also [FirstStage]; a layer runs on one of them"));
                     else if ((first ?? last) is { } marker)
                     {
-                        if (!DerivesFrom(field.Type, ModuleType))
+                        if (!known.DerivesFrom(field.Type, ModuleType))
                             diagnostics.Add(Diagnostic(DiagnosticDescriptors.InvalidStageMarkerId, At(marker), first is not null ? "FirstStage" : "LastStage", field.Name,
                                 $"'{field.Type.ToDisplayString()}' is not a TorchSharp module"));
                         else stages.Roles[field.Name] = first is not null ? StageRole.First : StageRole.Last;
@@ -85,7 +85,7 @@ namespace ModelParallel.Generators
                     foreach (var name in stages.Roles.Keys.ToList())
                     {
                         var field = type.GetMembers(name).First();
-                        var marker = field.GetAttributes().First(a => a.AttributeClass?.ToDisplayString() is FirstAttribute or LastAttribute);
+                        var marker = field.GetAttributes().First(a => known.Is(a.AttributeClass, FirstAttribute) || known.Is(a.AttributeClass, LastAttribute));
                         diagnostics.Add(Diagnostic(DiagnosticDescriptors.InvalidStageMarkerId, marker.ApplicationSyntaxReference?.GetSyntax().GetLocation(),
                             stages.Roles[name] + "Stage", name, $"'{type.Name}' has no [PipelineStages] list, so it has no pipeline stages"));
                     }
@@ -99,11 +99,11 @@ namespace ModelParallel.Generators
             /// meta device off-stage), and forwards of non-Linear stage layers. True when the invocation was handled.
             /// </summary>
             private static bool ReadPipelineInvocation(INamedTypeSymbol type, Dictionary<string, LayerSpec> layers, Stages stages,
-                IInvocationOperation invocation, InvocationExpressionSyntax call, SemanticModel model, List<InterceptionSpec> interceptions,
+                IInvocationOperation invocation, InvocationExpressionSyntax call, SemanticModel model, KnownTypes known, List<InterceptionSpec> interceptions,
                 CancellationToken cancellationToken)
             {
                 var method = invocation.TargetMethod;
-                if (stages.Field is { } list && method.Name == "Select" && method.ContainingType.ToDisplayString() == "System.Linq.Enumerable"
+                if (stages.Field is { } list && method.Name == "Select" && known.Is(method.ContainingType, "System.Linq.Enumerable")
                     && method.Parameters.Length == 2 && method.Parameters[1].Type is INamedTypeSymbol { TypeArguments.Length: 2 }
                     && IsConstructor(invocation) && FlowsInto(invocation, list))
                 {
@@ -116,8 +116,8 @@ namespace ModelParallel.Generators
                     return true;
                 }
 
-                if (method.IsStatic && !method.IsGenericMethod && method.ContainingType.ToDisplayString() == NnType
-                    && DerivesFrom(method.ReturnType, ModuleType) && method.Parameters.Any(p => p.Name == "device")
+                if (method.IsStatic && !method.IsGenericMethod && known.Is(method.ContainingType, NnType)
+                    && known.DerivesFrom(method.ReturnType, ModuleType) && method.Parameters.Any(p => p.Name == "device")
                     && AssignedAnyField(type, invocation) is { } built && !((IsLinearFactory(method) || method.Name == "Embedding") && layers.ContainsKey(built.Name)))
                 {
                     if (Intercept(InterceptionKind.LayerFactory, new LayerSpec(built.Name, LayerPlacement.Default), method, call, model, cancellationToken) is { } factory)
@@ -277,15 +277,6 @@ namespace ModelParallel.Generators
             {
                 while (operation is IConversionOperation conversion) operation = conversion.Operand;
                 return operation;
-            }
-
-            private static bool DerivesFrom(ITypeSymbol type, string name)
-            {
-                for (var t = type as INamedTypeSymbol; t is not null; t = t.BaseType)
-                {
-                    if (t.OriginalDefinition.ToDisplayString() == name || t.ToDisplayString() == name) return true;
-                }
-                return false;
             }
         }
     }

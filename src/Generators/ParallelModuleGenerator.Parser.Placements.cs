@@ -38,14 +38,14 @@ namespace ModelParallel.Generators
             /// </summary>
             private static ModuleOutput ReturnedPlacement(INamedTypeSymbol module, SemanticModels models, CancellationToken cancellationToken)
             {
-                if (module.DeclaringSyntaxReferences.Length == 0) return FromMetadata(module);
+                if (module.DeclaringSyntaxReferences.Length == 0) return FromMetadata(module, models.Known);
                 if (models.Returned.TryGetValue(module, out var known)) return known;
                 walking ??= new HashSet<ISymbol>(SymbolEqualityComparer.Default);
                 if (!walking.Add(module)) return new ModuleOutput(null);
                 try
                 {
                     var ignored = new List<DiagnosticInfo>();
-                    var facts = AnalyzePlacements(module, ReadLayers(module, ignored), DeclaredSizes(module), models, ignored, cancellationToken);
+                    var facts = AnalyzePlacements(module, ReadLayers(module, models.Known, ignored), DeclaredSizes(module, models.Known), models, ignored, cancellationToken);
                     var returned = facts.Values.Where(v => v.IsReturn).Select(v => v.Placement).Distinct().ToList();
                     return models.Returned[module] = returned.Count == 1 ? new ModuleOutput(returned[0]) : new ModuleOutput(null, Mixed: returned.Count > 1);
                 }
@@ -67,9 +67,9 @@ namespace ModelParallel.Generators
             }
 
             /// <summary>The [OutputPlacement(kind, dim)] the generator put on a module compiled in another assembly.</summary>
-            private static ModuleOutput FromMetadata(INamedTypeSymbol module)
+            private static ModuleOutput FromMetadata(INamedTypeSymbol module, KnownTypes known)
             {
-                var attribute = module.GetAttributes().FirstOrDefault(a => a.AttributeClass?.ToDisplayString() == OutputPlacementAttribute);
+                var attribute = module.GetAttributes().FirstOrDefault(a => known.Is(a.AttributeClass, OutputPlacementAttribute));
                 if (attribute is not { ConstructorArguments: { Length: 2 } arguments } || arguments[0].Value is not int kind || arguments[1].Value is not int dim)
                     return new ModuleOutput(null);
                 // ModelParallel.PlacementKind: Replicate 0, Shard 1, Partial 2.

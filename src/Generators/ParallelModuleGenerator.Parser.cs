@@ -15,9 +15,10 @@ namespace ModelParallel.Generators
         /// <summary>Reads a [ParallelModule] class into a <see cref="ModuleSpec"/>. Never throws.</summary>
         internal static partial class Parser
         {
+            // Metadata names, resolved once per read as symbols (KnownTypes).
             private const string LinearType = "TorchSharp.Modules.Linear";
             private const string EmbeddingType = "TorchSharp.Modules.Embedding";
-            private const string NnType = "TorchSharp.torch.nn";
+            private const string NnType = "TorchSharp.torch+nn";
 
             private static readonly SymbolDisplayFormat TypeFormat = SymbolDisplayFormat.FullyQualifiedFormat
                 .AddMiscellaneousOptions(SymbolDisplayMiscellaneousOptions.IncludeNullableReferenceTypeModifier);
@@ -82,9 +83,9 @@ namespace ModelParallel.Generators
                 }
                 if (diagnostics.Count > 0) return Empty(type, diagnostics);
 
-                var layers = ReadLayers(type, diagnostics);
-                var stages = ReadStages(type, diagnostics);
-                var sizes = DeclaredSizes(type);
+                var layers = ReadLayers(type, models.Known, diagnostics);
+                var stages = ReadStages(type, models.Known, diagnostics);
+                var sizes = DeclaredSizes(type, models.Known);
                 ReadFactorySizes(type, layers, models, cancellationToken);
                 var facts = AnalyzePlacements(type, layers, sizes, models, diagnostics, cancellationToken);
                 foreach (var pair in facts.Chunks)
@@ -131,14 +132,14 @@ namespace ModelParallel.Generators
                                     if (Intercept(InterceptionKind.ShardedView, new LayerSpec("forward", LayerPlacement.Default), invocation.TargetMethod, call, model, cancellationToken) is { } view)
                                         interceptions.Add(view with { Shape = shape.Method, ShardDim = shape.Dim, InputShardDim = shape.InputDim });
                                 }
-                                else if (!ReadPipelineInvocation(type, layers, stages, invocation, call, model, interceptions, cancellationToken))
-                                    ReadInvocation(type, layers, stages, facts, sizes, invocation, call, model, interceptions, constructed, diagnostics, cancellationToken);
+                                else if (!ReadPipelineInvocation(type, layers, stages, invocation, call, model, models.Known, interceptions, cancellationToken))
+                                    ReadInvocation(type, layers, stages, facts, sizes, invocation, call, model, models.Known, interceptions, constructed, diagnostics, cancellationToken);
                                 break;
                             case IMethodReferenceOperation reference2 when PartitionedField(type, layers, reference2.Instance) is { } field:
                                 diagnostics.Add(Diagnostic(DiagnosticDescriptors.BypassedPartitionId, node.GetLocation(),
                                     field.Field, "used as a method group", PlacementName(field.Placement)));
                                 break;
-                            case IPropertyReferenceOperation property when IsRankContext(property.Property.ContainingType) && IsOutermostAccess(node, model):
+                            case IPropertyReferenceOperation property when IsRankContext(property.Property.ContainingType, models.Known) && IsOutermostAccess(node, model, models.Known):
                                 diagnostics.Add(Diagnostic(DiagnosticDescriptors.RankDependentId, node.GetLocation(), node.ToString(), type.Name));
                                 break;
                             case IPropertyReferenceOperation parameter when parameter.Property.Name is "weight" or "bias"
@@ -193,14 +194,13 @@ namespace ModelParallel.Generators
                     layer.Field, "passed on as a value (into a container, a helper or a variable), where its forward runs through code the generator never sees", PlacementName(layer.Placement)));
             }
 
-            private static bool IsRankContext(INamedTypeSymbol? type) =>
-                type is { Name: "RankContext", ContainingNamespace: { Name: "ModelParallel", ContainingNamespace.IsGlobalNamespace: true } };
+            private static bool IsRankContext(INamedTypeSymbol? type, KnownTypes known) => known.Is(type, "ModelParallel.RankContext");
 
             /// <summary>
             /// One diagnostic per expression: <c>RankContext.Current.Rank</c> is reported once, at its whole extent (the outer
             /// access is visited too); under a call, <c>RankContext.Current.Axis(…)</c>, the call is not, so the inner one is.
             /// </summary>
-            private static bool IsOutermostAccess(SyntaxNode node, SemanticModel model)
+            private static bool IsOutermostAccess(SyntaxNode node, SemanticModel model, KnownTypes known)
             {
                 var child = node;
                 var parent = node.Parent;
@@ -212,10 +212,10 @@ namespace ModelParallel.Generators
                 }
                 // `RankContext.Current!.Mesh.Tp` is reported once, at its last access of a RankContext member.
                 return parent is not MemberAccessExpressionSyntax outer || outer.Expression != child || outer.Parent is InvocationExpressionSyntax
-                    || !IsRankContext(model.GetSymbolInfo(outer).Symbol?.ContainingType);
+                    || !IsRankContext(model.GetSymbolInfo(outer).Symbol?.ContainingType, known);
             }
 
-            private static Dictionary<string, LayerSpec> ReadLayers(INamedTypeSymbol type, List<DiagnosticInfo> diagnostics)
+            private static Dictionary<string, LayerSpec> ReadLayers(INamedTypeSymbol type, KnownTypes known, List<DiagnosticInfo> diagnostics)
             {
                 var layers = new Dictionary<string, LayerSpec>();
                 foreach (var field in type.GetMembers().OfType<IFieldSymbol>())
@@ -223,14 +223,13 @@ namespace ModelParallel.Generators
                     var found = new List<(AttributeData Data, string Short, LayerPlacement Placement)>();
                     foreach (var attribute in field.GetAttributes())
                     {
-                        var name = attribute.AttributeClass?.ToDisplayString();
                         foreach (var (metadata, shortName, placement) in PlacementAttributes)
                         {
-                            if (name == metadata) found.Add((attribute, shortName, placement));
+                            if (known.Is(attribute.AttributeClass, metadata)) found.Add((attribute, shortName, placement));
                         }
                     }
-                    bool isLinear = field.Type.ToDisplayString() == LinearType;
-                    bool isEmbedding = field.Type.ToDisplayString() == EmbeddingType;
+                    bool isLinear = known.Is(field.Type, LinearType);
+                    bool isEmbedding = known.Is(field.Type, EmbeddingType);
                     if (found.Count == 1 && found[0].Placement == LayerPlacement.Vocab && isEmbedding)
                     {
                         layers[field.Name] = new LayerSpec(field.Name, LayerPlacement.Vocab, HasBias: false);
@@ -256,11 +255,11 @@ namespace ModelParallel.Generators
             }
 
             private static void ReadInvocation(INamedTypeSymbol type, Dictionary<string, LayerSpec> layers, Stages stages, PlacementFacts facts, int[] sizes, IInvocationOperation invocation,
-                InvocationExpressionSyntax call, SemanticModel model, List<InterceptionSpec> interceptions, HashSet<string> constructed,
+                InvocationExpressionSyntax call, SemanticModel model, KnownTypes known, List<InterceptionSpec> interceptions, HashSet<string> constructed,
                 List<DiagnosticInfo> diagnostics, CancellationToken cancellationToken)
             {
                 var method = invocation.TargetMethod;
-                if (method.IsStatic && (method.Name == "Linear" || method.Name == "Embedding") && method.ContainingType.ToDisplayString() == NnType
+                if (method.IsStatic && (method.Name == "Linear" || method.Name == "Embedding") && known.Is(method.ContainingType, NnType)
                     && method.Parameters.Length > 0 && method.Parameters[0].Type.SpecialType == SpecialType.System_Int64
                     && AssignedField(type, layers, invocation) is { } built && (built.Placement == LayerPlacement.Vocab) == (method.Name == "Embedding"))
                 {
@@ -274,7 +273,7 @@ namespace ModelParallel.Generators
                 }
 
                 if (LayerField(type, layers, invocation.Instance) is not { } layer) return;
-                if (method.Name == "forward" && method.Parameters.Length == 1 && method.ContainingType.ToDisplayString() is LinearType or EmbeddingType)
+                if (method.Name == "forward" && method.Parameters.Length == 1 && (known.Is(method.ContainingType, LinearType) || known.Is(method.ContainingType, EmbeddingType)))
                 {
                     if (Intercept(InterceptionKind.Forward, layer, method, call, model, cancellationToken) is { } forward)
                         interceptions.Add(forward with { Role = stages.RoleOf(layer.Field), Variant = facts.Sites.TryGetValue(call, out var site) && site is LayerSite variant ? variant.Variant : LayerVariant.Plain });
@@ -299,7 +298,7 @@ namespace ModelParallel.Generators
                     foreach (var call in declaration.DescendantNodes(n => n == declaration || n is not TypeDeclarationSyntax).OfType<InvocationExpressionSyntax>())
                     {
                         if (call.ArgumentList.Arguments.Count < 2 || model.GetOperation(call, cancellationToken) is not IInvocationOperation invocation) continue;
-                        if (invocation.TargetMethod is not { IsStatic: true, Name: "Linear" or "Embedding" } method || method.ContainingType.ToDisplayString() != NnType) continue;
+                        if (invocation.TargetMethod is not { IsStatic: true, Name: "Linear" or "Embedding" } method || !models.Known.Is(method.ContainingType, NnType)) continue;
                         if (AssignedField(type, layers, invocation) is not { } built) continue;
                         var hasBias = invocation.Arguments.FirstOrDefault(a => a.Parameter?.Name == "hasBias")?.Value.ConstantValue;
                         layers[built.Field] = built with
@@ -331,9 +330,9 @@ namespace ModelParallel.Generators
             }
 
             /// <summary>The TensorParallelSizes declared on the class's [ParallelModule], if any.</summary>
-            private static int[] DeclaredSizes(INamedTypeSymbol type)
+            private static int[] DeclaredSizes(INamedTypeSymbol type, KnownTypes known)
             {
-                var attribute = type.GetAttributes().FirstOrDefault(a => a.AttributeClass?.ToDisplayString() == ParallelModuleGenerator.ParallelModuleAttribute);
+                var attribute = type.GetAttributes().FirstOrDefault(a => known.Is(a.AttributeClass, ParallelModuleGenerator.ParallelModuleAttribute));
                 var sizes = attribute?.NamedArguments.FirstOrDefault(a => a.Key == "TensorParallelSizes").Value;
                 return sizes is { Kind: TypedConstantKind.Array, IsNull: false } array
                     ? array.Values.Select(v => v.Value is int i ? i : 1).Where(i => i > 1).Distinct().ToArray()
