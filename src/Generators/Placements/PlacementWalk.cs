@@ -181,6 +181,8 @@ namespace ModelParallel.Generators
                             var children = operation.ChildOperations.Select(Eval).ToList();
                             if (children.Any(c => c.IsPlaced) && IsTensor(operation.Type))
                                 return Unsupported(operation, children.First(c => c.IsPlaced), "this operation has no placement rule");
+                            if (children.Any(c => c.IsPlaced) && HoldsTensors(operation.Type))
+                                return Unsupported(operation, children.First(c => c.IsPlaced), "a sharded or partial value inside a tuple or a collection leaves the walk; keep it in a tensor local");
                             return Default(operation.Type);
                     }
                 }
@@ -197,18 +199,27 @@ namespace ModelParallel.Generators
                 /// <summary><c>var (a, b) = parts</c> of a chunk or split: each local gets the parts' placement.</summary>
                 private Value Deconstruct(IDeconstructionAssignmentOperation deconstruction)
                 {
-                    var value = Eval(deconstruction.Value);
                     var target = deconstruction.Target is IDeclarationExpressionOperation declaration ? declaration.Expression : deconstruction.Target;
-                    if (target is ITupleOperation tuple)
-                        foreach (var element in tuple.Elements)
+                    var source = Instance(deconstruction.Value);
+                    // (a, b) = (x, y): each part from its own expression; (a, b) = parts of a chunk: each gets the parts' placement.
+                    var parts = source is ITupleOperation written && target is ITupleOperation t && written.Elements.Length == t.Elements.Length
+                        ? written.Elements.Select(Eval).ToList() : null;
+                    var value = parts is null ? Eval(deconstruction.Value) : Value.None;
+                    if (target is not ITupleOperation tuple) return Value.None;
+                    for (int i = 0; i < tuple.Elements.Length; i++)
+                    {
+                        var element = tuple.Elements[i];
+                        var symbol = element switch
                         {
-                            var symbol = element switch
-                            {
-                                IDeclarationExpressionOperation { Expression: ILocalReferenceOperation l } => l.Local,
-                                _ => Symbol(element),
-                            };
-                            if (symbol is not null) Record(symbol, value.IsArray ? value.Element : value.IsPlaced ? value : Default(element.Type));
-                        }
+                            IDeclarationExpressionOperation { Expression: ILocalReferenceOperation l } => l.Local,
+                            _ => Symbol(element),
+                        };
+                        if (symbol is null) continue;
+                        if (parts is not null) Record(symbol, parts[i]);
+                        else if (value.IsArray) Record(symbol, value.Element);
+                        // Anything else (a tuple a method returns) was refused where a placed value went in; from whole values, whole.
+                        else Record(symbol, value.IsPlaced ? value : Default(element.Type));
+                    }
                     return Value.None;
                 }
 
@@ -256,8 +267,20 @@ namespace ModelParallel.Generators
                     var placed = inputs.Where(a => a.IsPlaced).ToList();
                     if (placed.Count > 0 && IsTensor(call.Type))
                         return Unsupported(call, placed[0], $"'{name}' has no placement rule");
+                    if (placed.Count > 0 && !Metadata.Contains(call.TargetMethod.Name))
+                    {
+                        Unsupported(call, placed[0], $"'{name}' reads the local tensor (on each rank its shard or summand, not one device's value) or carries it where the walk cannot follow");
+                        return Default(call.Type); // reported once: the number or tuple it gives is not followed further
+                    }
                     return Default(call.Type);
                 }
+
+                /// <summary>What a sharded or partial tensor can tell that is the same on every rank and on one device.</summary>
+                private static readonly HashSet<string> Metadata = new() { "dim", "ndimension", "device", "dtype", "is_contiguous", "requires_grad", "Dispose", "GetType" };
+
+                /// <summary>A value that holds tensors the walk does not follow into (a tuple, a collection).</summary>
+                private bool HoldsTensors(ITypeSymbol? t) =>
+                    t is INamedTypeSymbol named && (named.IsTupleType ? named.TupleElements.Any(e => IsTensor(e.Type) || HoldsTensors(e.Type)) : named.TypeArguments.Any(a => IsTensor(a) || HoldsTensors(a)));
 
                 /// <summary>A method of this class with a body, other than forward: walked with the placements of its arguments.</summary>
                 private bool IsHelper(IMethodSymbol method) =>
@@ -281,7 +304,10 @@ namespace ModelParallel.Generators
                     {
                         Statement(block);
                         var returns = helperReturns;
-                        if (!IsTensor(call.Type) && !(call.Type is IArrayTypeSymbol array && IsTensor(array.ElementType))) return Value.None;
+                        if (!IsTensor(call.Type) && !(call.Type is IArrayTypeSymbol array && IsTensor(array.ElementType)))
+                            return placed.IsPlaced && HoldsTensors(call.Type)
+                                ? Unsupported(call, placed, $"'{method.Name}' returns tensors in a tuple or a collection, which the walk does not follow; return one tensor")
+                                : Value.None;
                         if (returns.Count == 0) return Default(call.Type);
                         if (returns.Any(r => !r.SamePlacement(returns[0])))
                             return Unsupported(call, returns.First(r => r.IsPlaced), $"'{method.Name}' returns differently placed values from different returns");

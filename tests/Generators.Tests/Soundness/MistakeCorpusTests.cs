@@ -36,6 +36,8 @@ namespace ModelParallel.Generators.Tests.Soundness
             new(1, "squeeze of a sharded value without a dimension", "return down.forward([|up.forward(x).squeeze()|]);", "MP0014"),
             new(1, "unsqueeze from the start on unknown rank", "return down.forward([|up.forward(x).unsqueeze(1)|].squeeze(-2));", "MP0014"),
             new(1, "keepdim that is not a constant", "bool keep = x.numel() > 4; var h = up.forward(x).view(2, 4, 4); return [|h.mean(new long[] { -1 }, keepdim: keep)|];", "MP0014"),
+            new(1, "numel of a shard", "var h = up.forward(x); return down.forward(h) * [|h.numel()|];", "MP0014"),
+            new(1, "item of a shard", "var h = up.forward(x); var first = [|h.item<float>()|]; return down.forward(h) * first;", "MP0014"),
             new(1, "layer norm over a sharded last dimension (Megatron's row-parallel norm bug)", "return [|norm.forward(up.forward(x))|];", "MP0011"),
 
             // 2. Module boundaries: what a sub-module returns is its own walk's result, not R.
@@ -47,6 +49,9 @@ namespace ModelParallel.Generators.Tests.Soundness
             new(2, "a helper returning differently placed values", "return down.forward([|Pick(x)|]);", "MP0014", Members: "private Tensor Pick(Tensor t) { if (t.numel() > 4) return up.forward(t); return t; }"),
             new(2, "a helper reached with two placements", "var a = Split(x); var b = Split(up.forward(x)); return down.forward(b.view(2, 8)) + a.view(2, 8);", "MP0014",
                 Members: "private static Tensor Split(Tensor t) => [|t.view(2, 4, 2)|];"),
+            new(2, "a shard carried out of a helper in a tuple", "var (h, _) = Pair(x); return down.forward(h);", "MP0014",
+                Members: "private (Tensor, Tensor) Pair(Tensor t) => [|(up.forward(t), t)|];"),
+            new(2, "a shard deconstructed from a written tuple", "var (h, y) = (up.forward(x), x); return [|h + y|];", "MP0014"),
             new(2, "a sharded result used as a whole by plain code", "return up.forward(x);", "MP0019",
                 Types: "public static class Use { public static Tensor Loss(Block b, Tensor x, Tensor y) => nn.functional.mse_loss([|b.forward(x)|], y); }"),
 
