@@ -25,6 +25,7 @@ namespace ModelParallel.Generators
         public const string RankDependentId = "MP0017";
         public const string DirectParameterUseId = "MP0018";
         public const string ShardedResultId = "MP0019";
+        public const string SequenceInputId = "MP0020";
         public const string InternalErrorId = "MP0099";
 
         private const string Category = "ModelParallel";
@@ -126,6 +127,11 @@ namespace ModelParallel.Generators
             "'{0}' returns a value placed {1} over tp: each rank gets only its slice, not one device's whole value; {2}",
             "A [ParallelModule] whose forward ends in a ColumnParallel layer (the logits of a vocabulary-parallel head, say) returns S(-1): each rank holds its slice. Inside another [ParallelModule] the placement walk carries that shard on; code outside any [ParallelModule] would take the slice for the whole. Give such an output to VocabParallelLoss (Compute, or PipelineExecutor with one: the loss over sharded logits, never gathered), or end forward with a layer that returns a whole value.");
 
+        public static readonly DiagnosticDescriptor SequenceInput = Create(SequenceInputId,
+            "A sequence-parallel module called with a whole input",
+            "'{0}' is [ParallelModule(SequenceParallel = true)]: its forward takes the residual stream split along the sequence (S(-2)) over tp, and code outside any [ParallelModule] would give every rank the whole value; call it from a [ParallelModule] parent, whose walk splits the value it passes in",
+            "A sequence-parallel module's forward takes its input split along the sequence, dimension -2: each tp rank holds its slice of the tokens. A [ParallelModule] parent splits the value it passes in where that value is produced. Code outside any [ParallelModule] (a training loop, a plain wrapper) passes the whole value, which every rank would take for its slice.");
+
         public static readonly DiagnosticDescriptor InternalError = Create(InternalErrorId,
             "ModelParallel generator failed",
             "The ModelParallel generator failed on '{0}': {1}. No partition was generated; please report this",
@@ -134,7 +140,7 @@ namespace ModelParallel.Generators
         /// <summary>Every descriptor, for the analyzer.</summary>
         public static readonly System.Collections.Immutable.ImmutableArray<DiagnosticDescriptor> All = System.Collections.Immutable.ImmutableArray.Create(
             NotPartial, UnsupportedLayer, ConflictingPlacements, BypassedPartition, LayerNotConstructed, InvalidStagesField, StagesNotBuilt,
-            NotSequential, InvalidStageMarker, NotDivisible, ShardedReduction, PartialNonLinear, PartialEscapes, UnsupportedShardedOperation, ColumnAfterColumn, ReshardInserted, RankDependent, DirectParameterUse, ShardedResult, InternalError);
+            NotSequential, InvalidStageMarker, NotDivisible, ShardedReduction, PartialNonLinear, PartialEscapes, UnsupportedShardedOperation, ColumnAfterColumn, ReshardInserted, RankDependent, DirectParameterUse, ShardedResult, SequenceInput, InternalError);
 
         /// <summary>Whether diagnostics of this ID stop the generator from emitting (errors do; warnings and infos do not).</summary>
         public static bool IsError(string id) => ById(id).DefaultSeverity == DiagnosticSeverity.Error;
@@ -160,6 +166,7 @@ namespace ModelParallel.Generators
             RankDependentId => RankDependent,
             DirectParameterUseId => DirectParameterUse,
             ShardedResultId => ShardedResult,
+            SequenceInputId => SequenceInput,
             InternalErrorId => InternalError,
             _ => throw new ArgumentOutOfRangeException(nameof(id), id, "unknown diagnostic"),
         };

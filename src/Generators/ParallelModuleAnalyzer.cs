@@ -10,7 +10,7 @@ using ModelParallel.Generators.Model;
 namespace ModelParallel.Generators
 {
     /// <summary>
-    /// Reports every partition rule check of a [ParallelModule] class (MP0001-MP0018), and MP0019 at calls of one from outside any, as an analyzer diagnostic:
+    /// Reports every partition rule check of a [ParallelModule] class (MP0001-MP0018), and MP0019 / MP0020 at calls of one from outside any, as an analyzer diagnostic:
     /// at its exact source location, so the IDE shows it as you type, #pragma and .editorconfig can configure it,
     /// and code fixes (ModelParallel.CodeFixes) can repair it. It reads the class with the same parser as the
     /// generator, which reports only its own internal failures (MP0099) and emits nothing for a class in error.
@@ -52,6 +52,11 @@ namespace ModelParallel.Generators
             if (receiver?.Type is not INamedTypeSymbol module || !IsParallelModule(module, attribute)) return;
             for (var t = context.ContainingSymbol.ContainingType; t is not null; t = t.ContainingType)
                 if (IsParallelModule(t, attribute)) return;
+            if (ParallelModuleGenerator.Parser.SequenceParallelDeclared(module, new KnownTypes(context.Compilation)))
+            {
+                context.ReportDiagnostic(Diagnostic.Create(DiagnosticHelpLinks.For(DiagnosticDescriptors.SequenceInput, pages), invocation.Syntax.GetLocation(), module.Name));
+                return;
+            }
             if (OnlyIntoVocabularyLoss(invocation, loss)) return;
             var output = outputs.GetOrAdd(module, m => ParallelModuleGenerator.Parser.ShardedOutput(m, context.Compilation, context.CancellationToken));
             if (output is null) return;

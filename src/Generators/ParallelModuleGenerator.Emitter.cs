@@ -51,7 +51,7 @@ namespace ModelParallel.Generators
             {
                 w.Line($"// Partition plan of {module.DisplayName} over the tensor-parallel axis \"tp\":");
                 foreach (var layer in module.Layers)
-                    w.Line($"//   {layer.Field,-12} {Describe(layer)}{(layer.Chunks > 1 ? $"; forward splits its output into {layer.Chunks} parts, so each rank holds its slice of every part" : "")}");
+                    w.Line($"//   {layer.Field,-12} {Describe(layer, SequenceVariant(module, layer))}{(layer.Chunks > 1 ? $"; forward splits its output into {layer.Chunks} parts, so each rank holds its slice of every part" : "")}");
                 // The same list the partition report prints, so the two cannot disagree.
                 var collectives = Report.Collectives(module).Concat(Report.LossCollectives(module)).ToList();
                 int forward = collectives.Count(c => c.Pass == "forward"), backward = collectives.Count(c => c.Pass == "backward");
@@ -60,6 +60,22 @@ namespace ModelParallel.Generators
                 if (module.Pipeline is { } pipeline) WritePipelinePlan(w, pipeline);
                 w.Line("// Outside Ranks.Run every call below is the plain TorchSharp call: the single-device model.").Line();
             }
+
+            /// <summary>The sequence-parallel variant every forward call of the layer has, if they all have it.</summary>
+            private static LayerVariant? SequenceVariant(ModuleSpec module, LayerSpec layer)
+            {
+                var variants = module.Interceptions.Where(i => i.Kind == InterceptionKind.Forward && i.Field == layer.Field).Select(i => i.Variant).Distinct().ToList();
+                return variants.Count == 1 && variants[0] is LayerVariant.SequenceGathered or LayerVariant.SequenceScattered ? variants[0] : null;
+            }
+
+            private static string Describe(LayerSpec layer, LayerVariant? sequence) => (layer.Placement, layer.HasBias, layer.Partial, sequence) switch
+            {
+                (LayerPlacement.Column, true, _, LayerVariant.SequenceGathered) => "ColumnParallel  weight [out/tp, in] S(0), bias [out/tp] S(0); input S(-2) -> all-gather -> R -> output S(-1) (sequence parallel)",
+                (LayerPlacement.Column, false, _, LayerVariant.SequenceGathered) => "ColumnParallel  weight [out/tp, in] S(0), no bias; input S(-2) -> all-gather -> R -> output S(-1) (sequence parallel)",
+                (LayerPlacement.Row, true, _, LayerVariant.SequenceScattered) => "RowParallel     weight [out, in/tp] S(1), bias [out] R added after the reduce-scatter, through f; input S(-1) -> P -> reduce-scatter -> S(-2) (sequence parallel)",
+                (LayerPlacement.Row, false, _, LayerVariant.SequenceScattered) => "RowParallel     weight [out, in/tp] S(1), no bias; input S(-1) -> P -> reduce-scatter -> S(-2) (sequence parallel)",
+                _ => Describe(layer),
+            };
 
             private static string Describe(LayerSpec layer) => (layer.Placement, layer.HasBias, layer.Partial) switch
             {
@@ -242,6 +258,18 @@ namespace ModelParallel.Generators
                         w.Line($"    => global::ModelParallel.Layers.ShardedShapes.{shape}(\"{layer} at {site.Where}\", self, {arguments}, {site.ShardDim}, {site.InputShardDim});");
                         return;
                     }
+                    case InterceptionKind.SequenceScatter:
+                        w.Line($"// {site.Field}.forward(...) at {site.Where}: its whole output (R) is split along the sequence for the sequence-parallel stream: this rank's slice of dimension -2 (free; backward: all-gather): R -> S(-2)");
+                        w.Line(attribute);
+                        w.Line($"internal static {site.ReturnType} Scatter_{index}(this {site.ReceiverType} self, {parameters})");
+                        w.Line($"    => global::ModelParallel.Layers.SequenceParallel.Scatter(\"{layer} at {site.Where}\", self.forward({arguments}));");
+                        return;
+                    case InterceptionKind.ShardedNorm:
+                        w.Line($"// {site.Field}.forward(...) at {site.Where}: a LayerNorm whose input is S({site.ShardDim}), each rank normalizes its rows; the weight and bias enter through f (identity forward, all-reduce backward), as each rank's gradient sums its rows only");
+                        w.Line(attribute);
+                        w.Line($"internal static {site.ReturnType} Norm_{index}(this {site.ReceiverType} self, {parameters})");
+                        w.Line($"    => global::ModelParallel.Layers.SequenceParallel.LayerNorm(\"{layer} at {site.Where}\", self, {arguments}, {site.ShardDim});");
+                        return;
                     case InterceptionKind.BlockForward:
                         w.Line($"// block.forward(...) over {site.Field} at {site.Where}: runs the blocks of the chunk being executed; the others pass their input through");
                         w.Line(attribute);
@@ -259,6 +287,8 @@ namespace ModelParallel.Generators
                     (_, LayerVariant.Reduced) => ("the input arrives as a partial sum: all-reduce it (P -> R; backward identity), then the replicated layer", $"{Runtime}.ReplicatedForwardReduced"),
                     (LayerPlacement.Row, LayerVariant.ReduceScatteredPartial) => ("the input arrives as a partial sum: reduce-scatter P -> S(-1) (backward: all-gather), then the local shard S(-1) -> P, left a partial sum (ReduceOutput = false; bias on tp rank 0 only)", $"{Runtime}.RowForwardReduceScatteredPartial"),
                     (LayerPlacement.Row, LayerVariant.SlicedPartial) => ("the input arrives R: local slice (free; backward: all-gather), then the local shard S(-1) -> P, left a partial sum (ReduceOutput = false; bias on tp rank 0 only)", $"{Runtime}.RowForwardSlicedPartial"),
+                    (LayerPlacement.Column, LayerVariant.SequenceGathered) => ("the input arrives S(-2), the sequence-parallel stream: all-gather the sequence (backward: reduce-scatter, which also sums the ranks' input gradients), then the local shard: S(-2) -> R -> S(-1)", "global::ModelParallel.Layers.SequenceParallel.ColumnForward"),
+                    (LayerPlacement.Row, LayerVariant.SequenceScattered) => ("the local shard S(-1) -> P, reduce-scattered along the sequence (backward: all-gather), then the bias through f (all-reduce backward): P -> S(-2)", "global::ModelParallel.Layers.SequenceParallel.RowForward"),
                     (LayerPlacement.Row, LayerVariant.Sliced) => ("the input arrives R: local slice (free; backward: all-gather), then the local shard S(-1) -> P, g and the bias once: P -> R", $"{Runtime}.RowForwardSliced"),
                     (LayerPlacement.Column, _) => ("f (identity forward, all-reduce backward), then the local shard: R -> S(-1)", $"{Runtime}.ColumnForward"),
                     (LayerPlacement.Row, _) => ("the local shard S(-1) -> P, then g (all-reduce forward, identity backward) and the bias once: P -> R", $"{Runtime}.RowForward"),

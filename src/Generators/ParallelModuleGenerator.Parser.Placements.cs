@@ -19,11 +19,30 @@ namespace ModelParallel.Generators
             private static PlacementFacts AnalyzePlacements(INamedTypeSymbol type, Dictionary<string, LayerSpec> layers, int[] sizes, SemanticModels models,
                 List<DiagnosticInfo> diagnostics, CancellationToken cancellationToken)
             {
-                var facts = new PlacementFacts();
-                if (ForwardBody(type, models, m => m.Parameters.Length >= 1, cancellationToken) is { Body: { } block })
-                    new PlacementWalk(type, layers, sizes, facts, diagnostics, models, cancellationToken).Statement(block);
-                return facts;
+                if (ForwardBody(type, models, m => m.Parameters.Length >= 1, cancellationToken) is not { Body: { } block } forward) return new PlacementFacts();
+                bool declared = SequenceParallelDeclared(type, models.Known);
+                var scattered = new HashSet<SyntaxNode>();
+                int reported = diagnostics.Count;
+                // A sequence-parallel consumer reached with a whole value asks for the call that produced it to split it along
+                // the sequence; the walk then starts again with that call's output S(-2), so every use of it sees that
+                // placement. Each round adds at least one call, so this ends.
+                while (true)
+                {
+                    var facts = new PlacementFacts();
+                    var walk = new PlacementWalk(type, layers, sizes, facts, diagnostics, models, new SequenceParallelism(declared, scattered), cancellationToken);
+                    if (declared && forward.Model.GetDeclaredSymbol(forward.Declaration, cancellationToken) is IMethodSymbol method)
+                        walk.EnterSequenceSharded(method);
+                    walk.Statement(block);
+                    if (!facts.Demands.Any(d => !scattered.Contains(d))) return facts;
+                    scattered.UnionWith(facts.Demands);
+                    diagnostics.RemoveRange(reported, diagnostics.Count - reported);
+                }
             }
+
+            /// <summary>[ParallelModule(SequenceParallel = true)] on the class.</summary>
+            internal static bool SequenceParallelDeclared(INamedTypeSymbol type, KnownTypes known) =>
+                type.GetAttributes().FirstOrDefault(a => known.Is(a.AttributeClass, ParallelModuleGenerator.ParallelModuleAttribute)) is { } attribute
+                && attribute.NamedArguments.Any(a => a.Key == "SequenceParallel" && a.Value.Value is true);
 
             /// <summary>What a [ParallelModule] sub-module's forward returns: one placement, several (Mixed), or not known (null).</summary>
             private readonly record struct ModuleOutput(ValuePlacement? Placement, bool Mixed = false);

@@ -127,6 +127,16 @@ namespace ModelParallel.Generators
                                     if (Intercept(InterceptionKind.SlicedAttention, new LayerSpec("forward", LayerPlacement.Default), invocation.TargetMethod, call, model, cancellationToken) is { } sliced)
                                         interceptions.Add(sliced with { ShardDim = attention.HeadDim });
                                 }
+                                else if (site is SequenceScatterSite)
+                                {
+                                    if (Intercept(InterceptionKind.SequenceScatter, new LayerSpec(Receiver(call), LayerPlacement.Default), invocation.TargetMethod, call, model, cancellationToken) is { } scatter)
+                                        interceptions.Add(scatter);
+                                }
+                                else if (site is ShardedNormSite norm)
+                                {
+                                    if (Intercept(InterceptionKind.ShardedNorm, new LayerSpec(Receiver(call), LayerPlacement.Default), invocation.TargetMethod, call, model, cancellationToken) is { } normed)
+                                        interceptions.Add(normed with { ShardDim = norm.Dim });
+                                }
                                 else if (site is ShapeSite shape)
                                 {
                                     if (Intercept(InterceptionKind.ShardedView, new LayerSpec("forward", LayerPlacement.Default), invocation.TargetMethod, call, model, cancellationToken) is { } view)
@@ -372,6 +382,10 @@ namespace ModelParallel.Generators
                 return new InterceptionSpec(kind, layer.Field, layer.Placement, location.Version, location.Data, where,
                     method.ReturnType.ToDisplayString(TypeFormat), method.IsStatic ? null : method.ContainingType.ToDisplayString(TypeFormat), parameters);
             }
+
+            /// <summary>The receiver of <c>x.forward(...)</c> as written, for the comment above its interceptor.</summary>
+            private static string Receiver(InvocationExpressionSyntax call) =>
+                call.Expression is MemberAccessExpressionSyntax access && access.Expression.ToString() is { Length: <= 40 } text ? text : "module";
 
             /// <summary>The layer field a factory call is assigned to (in a constructor or a field initializer).</summary>
             private static LayerSpec? AssignedField(INamedTypeSymbol type, Dictionary<string, LayerSpec> layers, IOperation operation)

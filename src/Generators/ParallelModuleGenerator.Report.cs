@@ -69,6 +69,7 @@ namespace ModelParallel.Generators
                     foreach (var value in module.Values) yield return $"| {value.Name} | {value.Shown} |";
                     yield return "";
                 }
+                foreach (var line in SequenceMemory(module)) yield return line;
                 var collectives = Collectives(module).Concat(LossCollectives(module)).ToList();
                 yield return "## Collectives per training step (tp > 1)";
                 yield return "";
@@ -92,6 +93,15 @@ namespace ModelParallel.Generators
                     string input = $"tokens x {Group(layer.In)}", output = $"tokens x {Group(layer.Out)}";
                     switch (layer.Placement)
                     {
+                        case LayerPlacement.Column when site.Variant == LayerVariant.SequenceGathered:
+                            yield return (site.Field, "all-gather (sequence parallel: input arrives S(-2))", "forward", input);
+                            yield return (site.Field, "reduce-scatter (the all-gather's backward: sums the input gradients)", "backward", input);
+                            break;
+                        case LayerPlacement.Row when site.Variant == LayerVariant.SequenceScattered:
+                            yield return (site.Field, "reduce-scatter (sequence parallel: output S(-2))", "forward", output);
+                            yield return (site.Field, "all-gather (the reduce-scatter's backward)", "backward", output);
+                            if (layer.HasBias) yield return (site.Field, "all-reduce (the bias gradient, each rank's from its tokens; always runs)", "backward", Group(layer.Out));
+                            break;
                         case LayerPlacement.Column:
                             if (site.Variant == LayerVariant.Reduced) yield return (site.Field, "all-reduce (inserted: input arrives as a partial sum)", "forward", input);
                             if (site.Variant == LayerVariant.Gathered) yield return (site.Field, "all-gather (inserted: input arrives S(-1))", "forward", input);
@@ -125,6 +135,23 @@ namespace ModelParallel.Generators
                 }
             }
 
+            /// <summary>Under sequence parallelism, the values of forward each rank holds a 1/tp slice of the sequence of, and what that saves.</summary>
+            private static IEnumerable<string> SequenceMemory(ModuleSpec module)
+            {
+                var split = module.Values.Where(v => !v.IsReturn && v.Placement == ValuePlacement.Shard(-2)).Select(v => v.Name).Distinct().ToList();
+                if (split.Count == 0) return Enumerable.Empty<string>();
+                int tensors = module.Values.Where(v => !v.IsReturn).Select(v => v.Name).Distinct().Count();
+                return new[]
+                {
+                    "## Activation memory (sequence parallel)",
+                    "",
+                    $"{split.Count} of the {tensors} tensor locals of forward are split along the sequence, S(-2): {string.Join(", ", split.Select(n => $"`{n}`"))}. " +
+                    "Each rank holds tokens / tp rows of each instead of all tokens, so it saves (1 - 1/tp) of their memory: half at tp = 2, three quarters at tp = 4 " +
+                    "(with what autograd keeps of the norms and dropout that read them).",
+                    "",
+                };
+            }
+
             /// <summary>A ColumnParallel layer's f: backward all-reduces its input's gradient, which autograd skips when that input needs none.</summary>
             internal static bool Skippable((string Layer, string Collective, string Pass, string Elements) collective) =>
                 collective.Collective.StartsWith("all-reduce (f:", System.StringComparison.Ordinal);
@@ -136,6 +163,13 @@ namespace ModelParallel.Generators
                     yield return ("attention", "all-gather (the keys' gradient: their slice's backward)", "backward", "the whole keys");
                     yield return ("attention", "all-gather (the values' gradient: their slice's backward)", "backward", "the whole values");
                 }
+                foreach (var norm in module.Interceptions.Where(i => i.Kind == InterceptionKind.ShardedNorm))
+                {
+                    yield return (norm.Field, "all-reduce (the weight gradient, each rank's from its rows; when the norm is affine)", "backward", "width");
+                    yield return (norm.Field, "all-reduce (the bias gradient, each rank's from its rows; when the norm has one)", "backward", "width");
+                }
+                foreach (var split in module.Interceptions.Where(i => i.Kind == InterceptionKind.SequenceScatter))
+                    yield return (split.Field, "all-gather (the sequence split's backward)", "backward", "tokens x width");
                 foreach (var _ in module.Interceptions.Where(i => i.Kind == InterceptionKind.VocabLoss))
                 {
                     yield return ("cross_entropy", "all-reduce (max of the logits, no gradient)", "forward", "tokens");

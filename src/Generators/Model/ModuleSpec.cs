@@ -70,6 +70,10 @@ namespace ModelParallel.Generators.Model
         Dropout,
         /// <summary>A <c>scaled_dot_product_attention</c> of queries sharded on the heads (<see cref="InterceptionSpec.ShardDim"/>) with whole keys and values.</summary>
         SlicedAttention,
+        /// <summary>A module's <c>forward</c> whose whole (R) output is split along the sequence (S(-2)) for a sequence-parallel consumer.</summary>
+        SequenceScatter,
+        /// <summary>A <c>LayerNorm</c>'s forward on a value sharded on a dimension it does not normalize: its weight and bias gradients are all-reduced over tp.</summary>
+        ShardedNorm,
     }
 
     /// <summary>

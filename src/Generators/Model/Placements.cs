@@ -51,6 +51,10 @@ namespace ModelParallel.Generators.Model
         SlicedPartial,
         /// <summary>RowParallel(ReduceOutput = false) given a partial sum: reduce-scattered, output left partial.</summary>
         ReduceScatteredPartial,
+        /// <summary>ColumnParallel given S(-2), the sequence-parallel stream: all-gather the sequence first (backward: reduce-scatter).</summary>
+        SequenceGathered,
+        /// <summary>RowParallel in a sequence-parallel module: the partial product reduce-scattered along the sequence, S(-2) (backward: all-gather).</summary>
+        SequenceScattered,
     }
 
     /// <summary>A shape call whose written sizes are logical, one of them divided by tp on each rank.</summary>

@@ -111,9 +111,12 @@ namespace ModelParallel.Generators
                             : Unsupported(operation, a, $"{what} of a value placed {a} and one placed {b}; operators cannot be intercepted, so no resharding can be inserted here");
                     var (shard, whole) = a.IsSharded ? (a, b) : (b, a);
                     if (whole.Rank is { } wholeRank && wholeRank < -shard.Dim) return Value.Shard(shard.Dim, rank);
+                    // The sequence-parallel stream meets a whole value (a residual, positions): split it where it was produced.
+                    if (shard.Dim == -2 && whole.IsReplicated && Demand(whole)) return Value.Shard(-2, rank);
+                    var split = shard.Dim == -2 && whole.IsReplicated ? $" (a whole value can be split along the sequence only where it is produced: {NoSplit(whole)})" : "";
                     return Unsupported(operation, shard, whole.Rank is { } known
-                        ? $"{what} of a value placed {shard} and a whole (R) value of {known} dimensions, which reaches the sharded dimension {shard.Dim}: its size there is the whole one, each rank's slice is smaller; shard it alike, or give it fewer dimensions so it broadcasts"
-                        : $"{what} of a value placed {shard} and a whole (R) value whose number of dimensions the walk does not know, so it may reach the sharded dimension {shard.Dim}; give it a known rank (a view with its sizes written out) with fewer than {-shard.Dim} dimensions");
+                        ? $"{what} of a value placed {shard} and a whole (R) value of {known} dimensions, which reaches the sharded dimension {shard.Dim}: its size there is the whole one, each rank's slice is smaller; shard it alike, or give it fewer dimensions so it broadcasts{split}"
+                        : $"{what} of a value placed {shard} and a whole (R) value whose number of dimensions the walk does not know, so it may reach the sharded dimension {shard.Dim}; give it a known rank (a view with its sizes written out) with fewer than {-shard.Dim} dimensions{split}");
                 }
             }
         }

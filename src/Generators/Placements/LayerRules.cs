@@ -36,6 +36,13 @@ namespace ModelParallel.Generators
                     switch (layer.Placement)
                     {
                         case LayerPlacement.Column:
+                            if (input.IsSharded && input.Dim == -2)
+                            {
+                                // The sequence-parallel stream: all-gather the sequence; its backward reduce-scatter sums the
+                                // ranks' input gradients, so no f follows.
+                                SetSite(call, new LayerSite(LayerVariant.SequenceGathered));
+                                return Value.Shard(-1, input.Rank, layer.Field, layer.Out);
+                            }
                             if (input.IsSharded && input.Dim == -1)
                             {
                                 variant = LayerVariant.Gathered;
@@ -67,6 +74,12 @@ namespace ModelParallel.Generators
                                 }));
                                 return Value.Partial(layer.Field, input.Rank);
                             }
+                            if (sequence.Declared && variant == LayerVariant.Plain)
+                            {
+                                // Sequence parallelism: the partial product is reduce-scattered along the sequence instead of all-reduced.
+                                SetSite(call, new LayerSite(LayerVariant.SequenceScattered));
+                                return Value.Shard(-2, input.Rank);
+                            }
                             SetSite(call, new LayerSite(variant));
                             return Value.Replicated(input.Rank);
                         default:
@@ -94,7 +107,11 @@ namespace ModelParallel.Generators
                     if (input.IsPartial) return NonLinear(call, input, $"passes to the '{typeName}' module", "a module may compute anything of its input, so it needs the whole value; feed the partial sum to a Linear layer first");
                     if (module is INamedTypeSymbol named && IsParallelModule(named))
                     {
-                        if (!input.IsReplicated && input.IsTensor) return Unsupported(call, input, $"[ParallelModule] '{typeName}' takes a whole (R) input");
+                        if (SequenceModuleInput(call, named, input) is { } stream)
+                        {
+                            if (!stream.IsSharded) return stream;
+                        }
+                        else if (!input.IsReplicated && input.IsTensor) return Unsupported(call, input, $"[ParallelModule] '{typeName}' takes a whole (R) input");
                         if (!IsTensor(call.Type)) return Value.None;
                         // Across a module boundary: the sub-module's own walk says what its forward returns.
                         var output = ReturnedPlacement(named, models, cancellationToken);
@@ -110,6 +127,7 @@ namespace ModelParallel.Generators
                         return placement.Kind == ValueKind.Shard ? Value.Shard(placement.Dim) : Value.Replicated();
                     }
                     if (input.IsReplicated || !input.IsTensor) return IsTensor(call.Type) ? Value.Replicated() : Value.None;
+                    if (torchModule && typeName == "LayerNorm" && input.IsSharded && input.Dim <= -2) return ShardedNorm(call, input);
                     if (torchModule && typeName.Contains("Norm"))
                     {
                         if (input.IsSharded && input.Dim == -1)

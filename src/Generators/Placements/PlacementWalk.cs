@@ -18,7 +18,7 @@ namespace ModelParallel.Generators
             /// AttentionRules, LossRules) and what they share; a value the walk cannot place is a diagnostic, never a guess.
             /// </summary>
             private sealed partial class PlacementWalk(INamedTypeSymbol type, Dictionary<string, LayerSpec> layers, int[] sizes, PlacementFacts facts,
-                List<DiagnosticInfo> diagnostics, SemanticModels models, CancellationToken cancellationToken)
+                List<DiagnosticInfo> diagnostics, SemanticModels models, SequenceParallelism sequence, CancellationToken cancellationToken)
             {
                 private Dictionary<ISymbol, Value> values = new(SymbolEqualityComparer.Default);
 
@@ -29,6 +29,13 @@ namespace ModelParallel.Generators
                 private readonly HashSet<IMethodSymbol> helpers = new(SymbolEqualityComparer.Default);
 
                 private KnownTypes Known => models.Known;
+
+                /// <summary>A sequence-parallel module's forward takes its tensor input as the residual stream, split along the sequence: S(-2).</summary>
+                public void EnterSequenceSharded(IMethodSymbol forward)
+                {
+                    foreach (var parameter in forward.Parameters.Where(p => IsTensor(p.Type)))
+                        values[parameter] = Value.Shard(-2);
+                }
 
                 public void Statement(IOperation? operation)
                 {
@@ -174,7 +181,7 @@ namespace ModelParallel.Generators
                             return array.IsArray ? array.Element : Default(element.Type);
                         }
                         case IInvocationOperation invocation:
-                            return Invocation(invocation);
+                            return Produced(invocation, Invocation(invocation));
                         case IDeconstructionAssignmentOperation deconstruction:
                             return Deconstruct(deconstruction);
                         default:

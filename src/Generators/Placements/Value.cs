@@ -11,8 +11,9 @@ namespace ModelParallel.Generators
             /// <summary>A tensor value of forward as the walk knows it: its placement and what else it needs to follow the shard.</summary>
             private readonly struct Value
             {
-                public Value(ValueKind kind, int dim = 0, int? rank = null, string? origin = null, bool array = false, string? size = null)
+                public Value(ValueKind kind, int dim = 0, int? rank = null, string? origin = null, bool array = false, string? size = null, SyntaxNode? producer = null)
                 {
+                    Producer = producer;
                     Kind = kind;
                     Dim = kind == ValueKind.Shard ? dim : 0;
                     Rank = rank;
@@ -38,6 +39,15 @@ namespace ModelParallel.Generators
 
                 /// <summary>The logical size of the sharded dimension as written in the source (a ColumnParallel layer's out_features), when known.</summary>
                 public string? Size { get; }
+
+                /// <summary>
+                /// The module <c>forward</c> call whose unchanged whole result this is, when it has no interceptor of its own: the
+                /// call that can split it along the sequence when a sequence-parallel consumer needs it so.
+                /// </summary>
+                public SyntaxNode? Producer { get; }
+
+                /// <summary>This whole value as the unchanged result of <paramref name="call"/>.</summary>
+                public Value ProducedBy(SyntaxNode call) => new(Kind, Dim, Rank, Origin, IsArray, Size, call);
 
                 public bool IsSharded => Kind == ValueKind.Shard;
 
@@ -93,6 +103,12 @@ namespace ModelParallel.Generators
             /// <summary>Attention of queries sharded on <paramref name="HeadDim"/> with whole keys and values: they are sliced like the queries.</summary>
             private sealed record SlicedAttentionSite(int HeadDim) : Site;
 
+            /// <summary>A module's forward whose whole output is split along the sequence, S(-2), where a sequence-parallel consumer needs it.</summary>
+            private sealed record SequenceScatterSite : Site;
+
+            /// <summary>A LayerNorm's forward on a value sharded on <paramref name="Dim"/>: its weight and bias gradients are all-reduced over tp.</summary>
+            private sealed record ShardedNormSite(int Dim) : Site;
+
             /// <summary>A cross_entropy of logits sharded on the vocabulary.</summary>
             private sealed record VocabLossSite : Site;
 
@@ -102,6 +118,17 @@ namespace ModelParallel.Generators
                 public readonly Dictionary<SyntaxNode, Site> Sites = new();
                 public readonly Dictionary<string, int> Chunks = new();
                 public readonly List<ValueSpec> Values = new();
+
+                /// <summary>Producer calls a sequence-parallel consumer needs split along the sequence, found by this walk; the walk is run again with them split.</summary>
+                public readonly HashSet<SyntaxNode> Demands = new();
+            }
+
+            /// <summary>What a walk knows of sequence parallelism: whether the module declares it, and the producer calls split along the sequence.</summary>
+            private sealed class SequenceParallelism(bool declared, HashSet<SyntaxNode> scattered)
+            {
+                public bool Declared { get; } = declared;
+
+                public HashSet<SyntaxNode> Scattered { get; } = scattered;
             }
         }
     }

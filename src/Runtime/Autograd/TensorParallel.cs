@@ -22,6 +22,10 @@ namespace ModelParallel.Autograd
         public static torch.Tensor GatherFromTensorParallel(torch.Tensor input, ICommunicator communicator, long dim) =>
             communicator.Size == 1 ? input : Autograd.GatherFromTensorParallel.apply(input, communicator, dim);
 
+        /// <summary>S(dim) → R before a ColumnParallel shard: all-gather forward, reduce-scatter backward (sums the ranks' input gradients).</summary>
+        public static torch.Tensor GatherFromSequenceParallel(torch.Tensor input, ICommunicator communicator, long dim) =>
+            communicator.Size == 1 ? input : Autograd.GatherFromSequenceParallel.apply(input, communicator, dim);
+
         /// <summary>P → S(dim): reduce-scatter forward, all-gather backward.</summary>
         public static torch.Tensor ReduceScatterToTensorParallel(torch.Tensor input, ICommunicator communicator, long dim) =>
             communicator.Size == 1 ? input : Autograd.ReduceScatterToTensorParallel.apply(input, communicator, dim);
