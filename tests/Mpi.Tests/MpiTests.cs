@@ -31,6 +31,16 @@ namespace ModelParallel.Tests
         }
 
         [Theory]
+        [InlineData(1, 2)]
+        [InlineData(2, 2)]
+        public void SequenceParallelTrainingOnTheMeshMatchesOneDevice(int dp, int tp)
+        {
+            var job = MpiJob.Run(dp * tp, $"sequence {dp} {tp}");
+            Assert.True(job.ExitCode == 0, job.Output);
+            Assert.Contains($"sequence-parallel equivalence ok on mesh dp={dp} × pp=1 × tp={tp}", job.Output);
+        }
+
+        [Theory]
         [Trait("Category", "Pipeline")]
         [InlineData(1, 2, 1, "gpipe", 4)]
         [InlineData(1, 4, 1, "1f1b", 8)]

@@ -41,6 +41,38 @@ namespace ModelParallel.Tests
                 TensorAssert.SameTraining(expected, actual, $"tp={tp} rank {rank}, 3 steps");
         }
 
+        [Fact]
+        public void DataParallelTimesSequenceParallelMatchesTheSingleDeviceStack()
+        {
+            torch.manual_seed(41);
+            var reference = new PlainSequenceParallelStack(Depth, Width, Heads, Hidden);
+            var logical = reference.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone());
+            var batches = Enumerable.Range(0, 3).Select(_ => (torch.randn(2 * Batch, Time, Width), torch.randn(2 * Batch, Time, Width))).ToList();
+            var expected = TrainingRun.Train(reference, batches, m => m.named_parameters().ToDictionary(p => p.name, p => p.parameter.grad!.clone()),
+                m => m.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone()));
+
+            var results = Ranks.Run(new MeshShape(dp: 2, tp: 2), context =>
+            {
+                var model = new SequenceParallelStack(Depth, Width, Heads, Hidden);
+                LogicalState.Load(model, logical);
+                var gradients = DataParallel.DataParallelGradients.Attach(model, bucketElements: 500);
+                int d = context.Coordinates.Dp;
+                var local = batches.Select(b => (b.Item1.narrow(0, d * Batch, Batch), b.Item2.narrow(0, d * Batch, Batch))).ToList();
+                var outcome = TrainingRun.Train(model, local, LogicalState.ExportGradients, LogicalState.Export, gradients.Synchronize);
+                var loss = outcome.Loss.clone();
+                context.DataParallel.AllReduce(loss, ReduceOp.Average);
+                return (Replica: d, Loss: loss, outcome.Output, outcome.Gradients, outcome.Parameters);
+            });
+
+            foreach (var actual in results)
+            {
+                TensorAssert.Close(expected.Loss, actual.Loss, "mean loss over dp");
+                TensorAssert.Close(expected.Output.narrow(0, actual.Replica * Batch, Batch), actual.Output, $"replica {actual.Replica}'s output");
+                foreach (var (name, gradient) in expected.Gradients) TensorAssert.Close(gradient, actual.Gradients[name], $"gradient of {name}");
+                foreach (var (name, parameter) in expected.Parameters) TensorAssert.Close(parameter, actual.Parameters[name], $"{name} after 3 Adam steps");
+            }
+        }
+
         [Theory]
         [InlineData(2)]
         [InlineData(4)]
