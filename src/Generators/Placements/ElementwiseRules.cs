@@ -110,7 +110,9 @@ namespace ModelParallel.Generators
                         return a.Dim == b.Dim ? Value.Shard(a.Dim, rank)
                             : Unsupported(operation, a, $"{what} of a value placed {a} and one placed {b}; operators cannot be intercepted, so no resharding can be inserted here");
                     var (shard, whole) = a.IsSharded ? (a, b) : (b, a);
-                    if (whole.Rank is { } wholeRank && wholeRank < -shard.Dim) return Value.Shard(shard.Dim, rank);
+                    if (whole.Rank is { } wholeRank && wholeRank < -shard.Dim)
+                        return whole.NoGrad || !whole.IsReplicated ? Value.Shard(shard.Dim, rank)
+                            : Unsupported(operation, shard, $"{what} of a value placed {shard} and a whole (R) value broadcast over it, which may need a gradient: each rank uses it on its slice only, so its gradient from here would be that slice's share, a partial sum, on every rank. A whole value broadcast into a shard must need no gradient: build it with torch functions from sizes (arange, ones, outer…), or detach() it");
                     // The sequence-parallel stream meets a whole value (a residual, positions): split it where it was produced.
                     if (shard.Dim == -2 && whole.IsReplicated && Demand(whole)) return Value.Shard(-2, rank);
                     var split = shard.Dim == -2 && whole.IsReplicated ? $" (a whole value can be split along the sequence only where it is produced: {NoSplit(whole)})" : "";

@@ -14,7 +14,8 @@ namespace ModelParallel.Generators
                 private Value? Factory(IInvocationOperation call, string name) => name switch
                 {
                     "arange" or "linspace" or "logspace" => Value.Replicated(1),
-                    "outer" or "ger" => Value.Replicated(2),
+                    // Of two tensors: whole only when both are (a shard in it has no rule here, and NoRule refuses it).
+                    "outer" or "ger" => call.Arguments.Any(a => evaluated.TryGetValue(a.Value, out var v) && v.IsPlaced) ? null : Value.Replicated(2),
                     "zeros" or "ones" or "empty" or "rand" or "randn" => Value.Replicated(ParamsCount(call) ?? SizeArguments(call)),
                     _ => null,
                 };

@@ -99,7 +99,7 @@ namespace ModelParallel.Generators
                         if (values.TryGetValue(pair.Key, out var other) && !other.SamePlacement(pair.Value))
                             Report(DiagnosticDescriptors.UnsupportedShardedOperationId, conditional.Syntax, Text(conditional),
                                 $"'{pair.Key.Name}' is {pair.Value} after one branch and {other} after the other; its placement must not depend on the branch taken");
-                        else values[pair.Key] = pair.Value;
+                        else values[pair.Key] = other.NoGrad && pair.Value.NoGrad ? pair.Value : pair.Value.MayNeedGrad();
                     }
                 }
 
@@ -131,10 +131,22 @@ namespace ModelParallel.Generators
                         if (values.TryGetValue(pair.Key, out var after) && !after.SamePlacement(pair.Value))
                             Report(DiagnosticDescriptors.UnsupportedShardedOperationId, loop.Syntax, Text(loop),
                                 $"'{pair.Key.Name}' is {pair.Value} when the loop starts and {after} after one pass, so the next pass would see it placed otherwise; keep its placement the same on every iteration");
+                        else if (after.IsTensor && pair.Value.NoGrad && !after.NoGrad)
+                            Report(DiagnosticDescriptors.UnsupportedShardedOperationId, loop.Syntax, Text(loop),
+                                $"'{pair.Key.Name}' needs no gradient when the loop starts and may need one after a pass, so the next pass would see it otherwise; keep it gradient-free on every iteration, or compute it before the loop");
                     }
                 }
 
                 private Value Eval(IOperation? operation)
+                {
+                    var value = EvalPlacement(operation);
+                    if (operation is null) return value;
+                    if (value.IsReplicated && !value.NoGrad && NeedsNoGradient(operation)) value = value.AsNoGrad();
+                    evaluated[operation] = value;
+                    return value;
+                }
+
+                private Value EvalPlacement(IOperation? operation)
                 {
                     switch (operation)
                     {

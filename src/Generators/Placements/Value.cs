@@ -11,9 +11,10 @@ namespace ModelParallel.Generators
             /// <summary>A tensor value of forward as the walk knows it: its placement and what else it needs to follow the shard.</summary>
             private readonly struct Value
             {
-                public Value(ValueKind kind, int dim = 0, int? rank = null, string? origin = null, bool array = false, string? size = null, SyntaxNode? producer = null)
+                public Value(ValueKind kind, int dim = 0, int? rank = null, string? origin = null, bool array = false, string? size = null, SyntaxNode? producer = null, bool noGrad = false)
                 {
                     Producer = producer;
+                    NoGrad = noGrad;
                     Kind = kind;
                     Dim = kind == ValueKind.Shard ? dim : 0;
                     Rank = rank;
@@ -47,7 +48,20 @@ namespace ModelParallel.Generators
                 public SyntaxNode? Producer { get; }
 
                 /// <summary>This whole value as the unchanged result of <paramref name="call"/>.</summary>
-                public Value ProducedBy(SyntaxNode call) => new(Kind, Dim, Rank, Origin, IsArray, Size, call);
+                public Value ProducedBy(SyntaxNode call) => new(Kind, Dim, Rank, Origin, IsArray, Size, call, NoGrad);
+
+                /// <summary>
+                /// A whole value that provably needs no gradient: built by torch factories (arange, ones…), compared, or
+                /// detached, and by tensor operations of such values only. Only such a value may broadcast into a shard: the
+                /// gradient of any other would be each rank's sum over its slice, a partial sum.
+                /// </summary>
+                public bool NoGrad { get; }
+
+                /// <summary>This value, known to need no gradient.</summary>
+                public Value AsNoGrad() => new(Kind, Dim, Rank, Origin, IsArray, Size, Producer, noGrad: true);
+
+                /// <summary>This value, no longer known to need no gradient (merged with one that may).</summary>
+                public Value MayNeedGrad() => new(Kind, Dim, Rank, Origin, IsArray, Size, Producer);
 
                 public bool IsSharded => Kind == ValueKind.Shard;
 
