@@ -67,7 +67,9 @@ namespace ModelParallel.Generators
                     if (a.IsPartial || b.IsPartial)
                     {
                         var (p, other) = a.IsPartial ? (a, b) : (b, a);
-                        // A product with a whole value is linear in the sum.
+                        // A product with a whole value is linear in the sum; that value's gradient would be each rank's partial one.
+                        if (other.IsReplicated && !other.NoGrad)
+                            return NonLinear(call, p, "multiplies, by a whole value that may need a gradient,", "each rank would get that value's gradient from its own summand only, a partial sum; multiply by a value that needs no gradient, or reduce the sum first");
                         return other.IsReplicated ? Value.Partial(p.Origin, rank)
                             : NonLinear(call, p, $"multiplies a value placed {other} by", "the product of two sums is not the sum of the products of their summands");
                     }

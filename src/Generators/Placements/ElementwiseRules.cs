@@ -82,7 +82,9 @@ namespace ModelParallel.Generators
                             return scales ? Keep(p) : NonLinear(operation, p, additive ? "adds a constant to" : $"{kind} of a constant and", additive
                                 ? "every rank would add it to its summand, so the sum would hold it tp times" : "it is not linear in the sum");
                         if (other.IsPartial && additive) return Value.Partial(a.Origin ?? b.Origin, Broadcast(a.Rank, b.Rank));
-                        if (other.IsReplicated && scales) return Value.Partial(p.Origin, Broadcast(a.Rank, b.Rank));
+                        if (other.IsReplicated && scales)
+                            return other.NoGrad ? Value.Partial(p.Origin, Broadcast(a.Rank, b.Rank)) : NonLinear(operation, p, "scales, by a whole value that may need a gradient,",
+                                "each rank would get that value's gradient from its own summand only, a partial sum; scale by a value that needs no gradient (torch functions of sizes, or detach()), or reduce the sum first (a RowParallel layer that reduces its output)");
                         if (other.IsReplicated && additive)
                             return NonLinear(operation, p, "adds a whole (R) value to", "every rank would add it to its summand, so the sum would hold it tp times");
                         if (other.IsPartial)

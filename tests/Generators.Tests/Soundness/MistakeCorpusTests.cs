@@ -81,6 +81,8 @@ namespace ModelParallel.Generators.Tests.Soundness
             new(5, "a replicated parameter of unknown rank scaling a shard", "return down.forward([|up.forward(x) * scale|]);", "MP0014"),
             new(5, "a whole value that needs a gradient broadcast over sharded heads", "var q = up.forward(x).view(2, 4, 2).transpose(0, 1); var table = scale.view(4, 2); return down.forward(([|q * table|]).transpose(0, 1).reshape(2, 8));", "MP0014"),
             new(5, "a learned table through outer broadcast over sharded heads", "var q = up.forward(x).view(2, 4, 2).transpose(0, 1); var table = torch.outer(scale.narrow(0, 0, 4), torch.ones(2)); return down.forward(([|q * table|]).transpose(0, 1).reshape(2, 8));", "MP0014"),
+            new(5, "a partial sum scaled by a learned parameter", "return down.forward(up.forward([|partial.forward(up.forward(x)) * scale|]));", "MP0012"),
+            new(5, "a partial sum through matmul with a learned matrix", "return down.forward(up.forward([|partial.forward(up.forward(x)).matmul(scale.view(8, 1).expand(8, 8))|]));", "MP0012"),
             new(5, "a shard through outer", "var h = up.forward(x); var o = [|torch.outer(h, torch.ones(2))|]; return down.forward(h);", "MP0014"),
             new(5, "a whole value added to a partial sum (bias added on every rank)", "return down.forward(up.forward([|partial.forward(up.forward(x)) + x|]));", "MP0012"),
             new(5, "a constant divided by a partial sum", "return down.forward(up.forward([|2.0 / partial.forward(up.forward(x))|]));", "MP0012"),

@@ -47,8 +47,26 @@ namespace ModelParallel.Generators.Tests.Soundness
                 string next = $"h{step}";
                 string expression;
                 int nextSize = size;
-                switch (random.Next(14))
+                switch (random.Next(15))
                 {
+                    case 14:
+                    {
+                        // A product of two values of this size: a partial sum or a shard by a whole value that needs a
+                        // gradient is refused (its gradient would be each rank's share); shards alike and whole values pass.
+                        if (random.Next(2) == 0)
+                        {
+                            // A learned gate: a new whole layer's output, whose weights need their whole gradient.
+                            var gate = $"g{fields.Count}";
+                            fields.Add($"private readonly Linear {gate};");
+                            builds.Add($"{gate} = nn.Linear({Features}, {size});");
+                            expression = $"{value} * nn.functional.sigmoid({gate}.forward(x))";
+                            break;
+                        }
+                        var same = values.Where(v => v.Size == size).ToList();
+                        var other = same[random.Next(same.Count)];
+                        expression = $"{value} * {other.Name}";
+                        break;
+                    }
                     case 11:
                         // A whole table broadcast over a new last dimension (the rotary pattern), summed back: valid; over
                         // the other dimension, the sum reduces the sharded one (a mistake). Both keep the value itself in the
