@@ -46,29 +46,80 @@ namespace ModelParallel.Communication
             Tensor = tensor;
             handle = tensor.Handle;
             Type = (torch.ScalarType)type(handle);
+            GC.KeepAlive(tensor);
         }
 
         public torch.Tensor Tensor { get; }
 
         public torch.ScalarType Type { get; }
 
+        // Each read keeps the tensor alive until the native call has returned: a caller may hold these facts of a
+        // temporary (x.contiguous()) and nothing else, and a garbage collection started by another rank's thread would
+        // otherwise finalize it, freeing the native tensor while libtorch reads it.
+
         /// <summary>The rank, read on every use.</summary>
-        public int Dimensions => (int)dimensions(handle);
+        public int Dimensions
+        {
+            get
+            {
+                var value = (int)dimensions(handle);
+                GC.KeepAlive(Tensor);
+                return value;
+            }
+        }
 
         /// <summary>The size of dimension <paramref name="dim"/>, which must be within the tensor's rank.</summary>
-        public long Size(long dim) => size(handle, dim);
+        public long Size(long dim)
+        {
+            var value = size(handle, dim);
+            GC.KeepAlive(Tensor);
+            return value;
+        }
 
         /// <summary>libtorch returns a C++ bool; only its low byte is defined.</summary>
-        public bool IsContiguous => contiguous(handle) != 0;
+        public bool IsContiguous
+        {
+            get
+            {
+                var value = contiguous(handle) != 0;
+                GC.KeepAlive(Tensor);
+                return value;
+            }
+        }
 
-        public bool OnCpu => deviceType(handle) == (int)DeviceType.CPU;
+        public bool OnCpu
+        {
+            get
+            {
+                var value = deviceType(handle) == (int)DeviceType.CPU;
+                GC.KeepAlive(Tensor);
+                return value;
+            }
+        }
 
-        public long Elements => elements(handle);
+        public long Elements
+        {
+            get
+            {
+                var value = elements(handle);
+                GC.KeepAlive(Tensor);
+                return value;
+            }
+        }
 
         /// <summary>
         /// The address of the first element of a contiguous CPU tensor. libtorch storage is not on the managed heap:
-        /// it stays where it is for as long as the tensor lives.
+        /// it stays where it is for as long as the tensor lives, so the caller must keep <see cref="Tensor"/> alive
+        /// (GC.KeepAlive after the last use of the address).
         /// </summary>
-        public IntPtr Data => data(handle);
+        public IntPtr Data
+        {
+            get
+            {
+                var value = data(handle);
+                GC.KeepAlive(Tensor);
+                return value;
+            }
+        }
     }
 }

@@ -151,6 +151,7 @@ namespace ModelParallel.Communication.Mpi
                 // Rank blocks along dimension 0 are contiguous in the output: MPI writes them in place.
                 Gather(source, target);
                 VersionCounter.Bump(output);
+                GC.KeepAlive(tensor); // MPI read its storage by address: the caller's tensor may be a temporary
                 return;
             }
             AllGatherThroughWire(tensor, output, axis);
@@ -184,6 +185,7 @@ namespace ModelParallel.Communication.Mpi
                 Scatter(source, target, op);
                 if (op == ReduceOp.Average) Divide(output);
                 VersionCounter.Bump(output);
+                GC.KeepAlive(tensor); // MPI read its storage by address: the caller's tensor may be a temporary
                 return;
             }
             ReduceScatterThroughWire(tensor, output, axis, op);
