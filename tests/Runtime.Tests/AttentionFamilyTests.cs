@@ -11,7 +11,7 @@ namespace ModelParallel.Tests
     /// Today's attention families, partitioned by attributes alone, against their plain single-device forms: grouped-query
     /// attention with rotary embeddings (repeat_interleave of sharded heads, replicated tables broadcast over them, a
     /// helper method), grouped-query attention through unsqueeze / expand / reshape, and multi-query attention (whole
-    /// keys and values, sliced to each rank's heads).
+    /// keys and values, sliced to each rank's heads), and a LayerNorm over each sharded query and key head.
     /// </summary>
     [Trait("Category", "Equivalence")]
     public sealed class AttentionFamilyTests
@@ -36,6 +36,13 @@ namespace ModelParallel.Tests
         [InlineData(4)]
         public void MultiQueryAttentionMatchesOneDevice(int tp) =>
             Check(tp, () => new PlainMultiQueryAttention(), () => new MultiQueryAttention(), MultiQueryAttention.Width);
+
+        [Theory]
+        [InlineData(1)]
+        [InlineData(2)]
+        [InlineData(4)]
+        public void QueryKeyNormOverShardedHeadsMatchesOneDevice(int tp) =>
+            Check(tp, () => new PlainQueryKeyNormAttention(), () => new QueryKeyNormAttention(), QueryKeyNormAttention.Width);
 
         [Fact]
         public void KeyHeadsNotDivisibleByTpAreAClearErrorNamingTheSite()
