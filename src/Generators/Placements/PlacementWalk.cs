@@ -259,6 +259,10 @@ namespace ModelParallel.Generators
                         return ModuleForward(invocation, receiver.Type!, input);
                     }
 
+                    // module.call(x) runs the sub-module's forward (with its hooks): a [ParallelModule]'s output placement holds for it too.
+                    if (name == "call" && arguments.Count == 1 && Instance(invocation.Instance) is { Type: INamedTypeSymbol callee } && IsParallelModule(callee))
+                        return ModuleForward(invocation, callee, input);
+
                     if (IsHelper(method)) return Helper(invocation, method, arguments);
 
                     if (SymbolEqualityComparer.Default.Equals(method.ContainingType, Known.Tensor) && !method.IsStatic)

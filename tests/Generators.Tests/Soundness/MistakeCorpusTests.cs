@@ -43,6 +43,7 @@ namespace ModelParallel.Generators.Tests.Soundness
             // 2. Module boundaries: what a sub-module returns is its own walk's result, not R.
             new(2, "a sub-module's S(-1) output into a norm", "return [|norm.forward(head.forward(x))|];", "MP0011", Members: "private readonly Head head = new();", Types: Head),
             new(2, "a sub-module's S(-1) output added to a whole value", "return [|head.forward(x) + x|];", "MP0014", Members: "private readonly Head head = new();", Types: Head),
+            new(2, "a sub-module's S(-1) output through call added to a whole value", "return [|head.call(x) + x|];", "MP0014", Members: "private readonly Head head = new();", Types: Head),
             new(2, "a sub-module that returns S(-1) on one path and R on another", "return down.forward([|mixed.forward(x)|]);", "MP0014", Members: "private readonly Mixed mixed = new();", Types: Mixed),
             new(2, "a partial sum into a sub-module", "return [|head.forward(partial.forward(up.forward(x)))|];", "MP0012", Members: "private readonly Head head = new();", Types: Head),
             new(2, "a shard into a [ParallelModule] sub-module", "return down.forward([|head.forward(up.forward(x))|]);", "MP0014", Members: "private readonly Head head = new();", Types: Head),
