@@ -30,11 +30,11 @@ namespace ModelParallel.Generators
 
                 private KnownTypes Known => models.Known;
 
-                /// <summary>A sequence-parallel module's forward takes its tensor input as the residual stream, split along the sequence: S(-2).</summary>
+                /// <summary>A sequence-parallel module's forward takes its first tensor input as the residual stream, split along the sequence: S(-2).</summary>
                 public void EnterSequenceSharded(IMethodSymbol forward)
                 {
-                    foreach (var parameter in forward.Parameters.Where(p => IsTensor(p.Type)))
-                        values[parameter] = Value.Shard(-2);
+                    // The first tensor input is the stream; any other (a mask, positions) is whole.
+                    if (forward.Parameters.FirstOrDefault(p => IsTensor(p.Type)) is { } stream) values[stream] = Value.Shard(-2);
                 }
 
                 public void Statement(IOperation? operation)
@@ -259,9 +259,14 @@ namespace ModelParallel.Generators
                         return ModuleForward(invocation, receiver.Type!, input);
                     }
 
-                    // module.call(x) runs the sub-module's forward (with its hooks): a [ParallelModule]'s output placement holds for it too.
-                    if (name == "call" && arguments.Count == 1 && Instance(invocation.Instance) is { Type: INamedTypeSymbol callee } && IsParallelModule(callee))
+                    // A [ParallelModule] sub-module's forward, with any number of inputs, or through call(...) (forward with its
+                    // hooks): its output placement holds for every form. Inputs after the first must be whole.
+                    if (name is "forward" or "call" && arguments.Count >= 1 && Instance(invocation.Instance) is { Type: INamedTypeSymbol callee } && IsParallelModule(callee))
+                    {
+                        if (arguments.Skip(1).FirstOrDefault(a => a.IsPlaced) is { IsPlaced: true } extra)
+                            return Unsupported(invocation, extra, $"[ParallelModule] '{callee.Name}' takes whole (R) values after its first input");
                         return ModuleForward(invocation, callee, input);
+                    }
 
                     if (IsHelper(method)) return Helper(invocation, method, arguments);
 
