@@ -270,6 +270,12 @@ namespace ModelParallel.Generators
                         w.Line($"internal static {site.ReturnType} Norm_{index}(this {site.ReceiverType} self, {parameters})");
                         w.Line($"    => global::ModelParallel.Layers.SequenceParallel.LayerNorm(\"{layer} at {site.Where}\", self, {arguments}, {site.ShardDim});");
                         return;
+                    case InterceptionKind.CheckedModule:
+                        w.Line($"// {site.Field}.forward(...) at {site.Where}: taken as whole (R) in and out; its static type could hold a [ParallelModule], so the call checks at run time that the module returns a whole value");
+                        w.Line(attribute);
+                        w.Line($"internal static {site.ReturnType} Module_{index}(this {site.ReceiverType} self, {parameters})");
+                        w.Line($"    => global::ModelParallel.Layers.ModuleCalls.Whole(\"{layer} at {site.Where}\", self).forward({arguments});");
+                        return;
                     case InterceptionKind.BlockForward:
                         w.Line($"// block.forward(...) over {site.Field} at {site.Where}: runs the blocks of the chunk being executed; the others pass their input through");
                         w.Line(attribute);

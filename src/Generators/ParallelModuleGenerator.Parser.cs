@@ -132,6 +132,11 @@ namespace ModelParallel.Generators
                                     if (Intercept(InterceptionKind.SequenceScatter, new LayerSpec(Receiver(call), LayerPlacement.Default), invocation.TargetMethod, call, model, cancellationToken) is { } scatter)
                                         interceptions.Add(scatter);
                                 }
+                                else if (site is CheckedModuleSite)
+                                {
+                                    if (Intercept(InterceptionKind.CheckedModule, new LayerSpec(Receiver(call), LayerPlacement.Default), invocation.TargetMethod, call, model, cancellationToken) is { } checkedCall)
+                                        interceptions.Add(checkedCall);
+                                }
                                 else if (site is ShardedNormSite norm)
                                 {
                                     if (Intercept(InterceptionKind.ShardedNorm, new LayerSpec(Receiver(call), LayerPlacement.Default), invocation.TargetMethod, call, model, cancellationToken) is { } normed)

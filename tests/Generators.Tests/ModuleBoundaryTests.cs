@@ -39,6 +39,28 @@ namespace ModelParallel.Generators.Tests
             """;
 
         [Fact]
+        public void ASubModuleHeldThroughTheBaseTypeIsCheckedAtRunTime()
+        {
+            var source = Samples.Usings + "namespace Sample {\n" + Head + """
+                [ParallelModule]
+                public sealed partial class Holder : nn.Module<Tensor, Tensor>
+                {
+                    private readonly nn.Module<Tensor, Tensor> inner = new Head();
+                    public Holder() : base("Holder") { RegisterComponents(); }
+                    public override Tensor forward(Tensor x) => inner.forward(x);
+                }
+                }
+                """;
+            var (result, compilation) = GeneratorHarness.Run(("Model.cs", source));
+            Assert.Empty(result.Diagnostics);
+            Assert.Empty(compilation.Where(d => d.Severity >= DiagnosticSeverity.Warning));
+            var text = result.GeneratedSources.Single(s => s.HintName == "Sample.Holder.Partition.g.cs").SourceText.ToString();
+            // The walk cannot see which module 'inner' holds: the call checks at run time that it returns a whole value.
+            Assert.Contains("global::ModelParallel.Layers.ModuleCalls.Whole(\"Sample.Holder.inner at Model.cs(", text);
+            Assert.Contains("this global::TorchSharp.torch.nn.Module<global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor> self", text);
+        }
+
+        [Fact]
         public void MP0019_AShardedOutputCalledFromPlainCodeIsRefusedAtTheCall()
         {
             var (source, span) = Marked(Head + """

@@ -74,6 +74,8 @@ namespace ModelParallel.Generators.Model
         SequenceScatter,
         /// <summary>A <c>LayerNorm</c>'s forward on a value sharded on a dimension it does not normalize: its weight and bias gradients are all-reduced over tp.</summary>
         ShardedNorm,
+        /// <summary>A module's <c>forward</c> through a type that could hold a [ParallelModule]: checked at run time to return a whole value.</summary>
+        CheckedModule,
     }
 
     /// <summary>

@@ -126,7 +126,13 @@ namespace ModelParallel.Generators
                         }
                         return placement.Kind == ValueKind.Shard ? Value.Shard(placement.Dim) : Value.Replicated();
                     }
-                    if (input.IsReplicated || !input.IsTensor) return IsTensor(call.Type) ? Value.Replicated() : Value.None;
+                    if (input.IsReplicated || !input.IsTensor)
+                    {
+                        // Whole in, whole out, as for any plain module; where the object could be a [ParallelModule] the
+                        // static type does not show, the call checks at run time that it is not one returning a shard.
+                        if (MayHoldParallelModule(module) && IsTensor(call.Type)) SetSite(call, new CheckedModuleSite());
+                        return IsTensor(call.Type) ? Value.Replicated() : Value.None;
+                    }
                     if (torchModule && typeName == "LayerNorm" && input.IsSharded && input.Dim <= -2) return ShardedNorm(call, input);
                     if (torchModule && typeName.Contains("Norm"))
                     {
@@ -140,6 +146,9 @@ namespace ModelParallel.Generators
                     if (torchModule && typeName is "GELU" or "ReLU" or "SiLU" or "Tanh" or "Sigmoid" or "Identity") return input.With(input.Rank);
                     return Unsupported(call, input, $"'{typeName}' modules take whole (R) inputs here");
                 }
+
+                /// <summary>A module type an instance of a [ParallelModule] class could hide behind: not sealed (nn.Module&lt;T, TResult&gt;, an unsealed class).</summary>
+                private static bool MayHoldParallelModule(ITypeSymbol module) => !module.IsSealed && module.TypeKind == TypeKind.Class;
 
                 private bool IsParallelModule(INamedTypeSymbol module) =>
                     Known.ParallelModule is { } attribute && module.GetAttributes().Any(a => SymbolEqualityComparer.Default.Equals(a.AttributeClass, attribute));

@@ -123,6 +123,12 @@ namespace ModelParallel.Generators
             /// <summary>A LayerNorm's forward on a value sharded on <paramref name="Dim"/>: its weight and bias gradients are all-reduced over tp.</summary>
             private sealed record ShardedNormSite(int Dim) : Site;
 
+            /// <summary>
+            /// A forward of a module whose static type could hold a [ParallelModule] (a base type, an unsealed class): the walk
+            /// takes its output whole, so the call checks at run time that the module it reaches returns a whole value.
+            /// </summary>
+            private sealed record CheckedModuleSite : Site;
+
             /// <summary>A cross_entropy of logits sharded on the vocabulary.</summary>
             private sealed record VocabLossSite : Site;
 
