@@ -19,6 +19,16 @@ namespace ModelParallel.Tests
         }
 
         [Fact]
+        public void AShardedOutputInsideSequentialIsAClearErrorNamingTheSite()
+        {
+            var error = Assert.Throws<RankFailedException>(() => Ranks.Run(new MeshShape(tp: 2), _ =>
+                new SequentialParent().forward(torch.ones(3, 2)).shape));
+            Assert.IsType<PartitionException>(error.InnerException);
+            Assert.Contains("SequentialParent.inner at BaseTypedModels.cs(", error.InnerException!.Message);
+            Assert.Contains("'Sequential' holds the [ParallelModule] 'NarrowShardedHead'", error.InnerException.Message);
+        }
+
+        [Fact]
         public void AWholeOutputThroughTheBaseTypeMatchesOneDevice()
         {
             torch.manual_seed(7);

@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Concurrent;
 using System.Reflection;
+using System.Runtime.CompilerServices;
 using TorchSharp;
 
 namespace ModelParallel.Layers
@@ -15,6 +16,11 @@ namespace ModelParallel.Layers
     {
         private static readonly ConcurrentDictionary<Type, bool> sequenceParallel = new();
 
+        /// <summary>The [ParallelModule] inside a container module that the checked call cannot vouch for, per container (null: none).</summary>
+        private static readonly ConditionalWeakTable<torch.nn.Module, string?> hidden = new();
+
+        private static readonly ConditionalWeakTable<torch.nn.Module, string?>.CreateValueCallback find = Hidden;
+
         /// <summary><paramref name="module"/> itself, once it is known to take and return whole values.</summary>
         public static TModule Whole<TModule>(string site, TModule module) where TModule : torch.nn.Module
         {
@@ -26,7 +32,22 @@ namespace ModelParallel.Layers
             if (sequenceParallel.GetOrAdd(module.GetType(), t => t.GetCustomAttribute<ParallelModuleAttribute>()?.SequenceParallel == true))
                 throw new PartitionException(
                     $"{site}: '{module.GetType().Name}' is [ParallelModule(SequenceParallel = true)] and takes its input split along the sequence, but it is called through a type that does not show it, with a whole value (rank {context.Coordinates.Tp}, {context.Mesh}). Declare the field or local with its own type.");
+            if (module is not IPartitionedModule && hidden.GetValue(module, find) is { } inside)
+                throw new PartitionException(
+                    $"{site}: '{module.GetType().Name}' holds the [ParallelModule] '{inside}', whose forward the generator cannot follow inside it (rank {context.Coordinates.Tp}, {context.Mesh}); call that module from the [ParallelModule]'s forward instead.");
             return module;
+        }
+
+        /// <summary>The first [ParallelModule] below <paramref name="container"/> that returns a shard or takes the stream.</summary>
+        private static string? Hidden(torch.nn.Module container)
+        {
+            foreach (var (_, child) in container.named_modules())
+            {
+                if (ReferenceEquals(child, container)) continue;
+                bool sequence = sequenceParallel.GetOrAdd(child.GetType(), t => t.GetCustomAttribute<ParallelModuleAttribute>()?.SequenceParallel == true);
+                if (sequence || child is IPartitionedModule { OutputPlacement: { Kind: not PlacementKind.Replicate } }) return child.GetType().Name;
+            }
+            return null;
         }
     }
 }

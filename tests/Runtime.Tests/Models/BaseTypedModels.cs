@@ -40,6 +40,19 @@ namespace ModelParallel.Tests.Models
         public override Tensor forward(Tensor x) => inner.forward(x) + x;
     }
 
+    /// <summary>A parent running a sharded-output [ParallelModule] inside torch's Sequential, which the walk cannot see into.</summary>
+    [ParallelModule]
+    public sealed partial class SequentialParent : nn.Module<Tensor, Tensor>
+    {
+        private readonly Sequential inner;
+        public SequentialParent() : base(nameof(SequentialParent))
+        {
+            inner = nn.Sequential(("head", new NarrowShardedHead()));
+            RegisterComponents();
+        }
+        public override Tensor forward(Tensor x) => inner.forward(x) + x;
+    }
+
     /// <summary>The plain form of <see cref="BaseTypedParent"/> over <see cref="WholeInner"/>, with the same parameter names.</summary>
     public sealed class PlainBaseTypedParent : nn.Module<Tensor, Tensor>
     {
