@@ -150,6 +150,13 @@ namespace ModelParallel.Generators
                                 else if (!ReadPipelineInvocation(type, layers, stages, invocation, call, model, models.Known, interceptions, cancellationToken))
                                     ReadInvocation(type, layers, stages, facts, sizes, invocation, call, model, models.Known, interceptions, constructed, diagnostics, cancellationToken);
                                 break;
+                            case IMethodReferenceOperation { Method.Name: "forward" or "call" } group when Instance(group.Instance)?.Type is INamedTypeSymbol sub
+                                && models.Known.ParallelModule is { } parallelModule && sub.GetAttributes().Any(a => SymbolEqualityComparer.Default.Equals(a.AttributeClass, parallelModule))
+                                && (SequenceParallelDeclared(sub, models.Known) || ReturnedPlacement(sub, models, cancellationToken).Placement is not { Kind: ValueKind.Replicate }):
+                                // Through a delegate the walk loses the sub-module's placements: its sharded output would read as whole.
+                                diagnostics.Add(Diagnostic(DiagnosticDescriptors.BypassedPartitionId, node.GetLocation(),
+                                    $"{Receiver(group.Syntax)}", "used as a method group", SequenceParallelDeclared(sub, models.Known) ? "sequence-parallel" : $"[ParallelModule] output"));
+                                break;
                             case IMethodReferenceOperation reference2 when PartitionedField(type, layers, reference2.Instance) is { } field:
                                 diagnostics.Add(Diagnostic(DiagnosticDescriptors.BypassedPartitionId, node.GetLocation(),
                                     field.Field, "used as a method group", PlacementName(field.Placement)));
@@ -389,8 +396,10 @@ namespace ModelParallel.Generators
             }
 
             /// <summary>The receiver of <c>x.forward(...)</c> as written, for the comment above its interceptor.</summary>
-            private static string Receiver(InvocationExpressionSyntax call) =>
-                call.Expression is MemberAccessExpressionSyntax access && access.Expression.ToString() is { Length: <= 40 } text ? text : "module";
+            private static string Receiver(InvocationExpressionSyntax call) => Receiver(call.Expression);
+
+            private static string Receiver(SyntaxNode expression) =>
+                expression is MemberAccessExpressionSyntax access && access.Expression.ToString() is { Length: <= 40 } text ? text : "module";
 
             /// <summary>The layer field a factory call is assigned to (in a constructor or a field initializer).</summary>
             private static LayerSpec? AssignedField(INamedTypeSymbol type, Dictionary<string, LayerSpec> layers, IOperation operation)

@@ -46,6 +46,7 @@ namespace ModelParallel.Generators.Tests.Soundness
             new(2, "a sub-module's S(-1) output through call added to a whole value", "return [|head.call(x) + x|];", "MP0014", Members: "private readonly Head head = new();", Types: Head),
             new(2, "a two-input sub-module's S(-1) output added to a whole value", "return [|pair.forward(x, x) + x|];", "MP0014", Members: "private readonly Pair pair = new();", Types: Pair),
             new(2, "a shard as a sub-module's second input", "return down.forward([|pair.forward(x, up.forward(x))|]);", "MP0014", Members: "private readonly Pair pair = new();", Types: Pair),
+            new(2, "a sharded sub-module's forward as a method group", "System.Func<Tensor, Tensor> f = [|head.forward|]; return f(x) + x;", "MP0004", Members: "private readonly Head head = new();", Types: Head),
             new(2, "a sub-module that returns S(-1) on one path and R on another", "return down.forward([|mixed.forward(x)|]);", "MP0014", Members: "private readonly Mixed mixed = new();", Types: Mixed),
             new(2, "a partial sum into a sub-module", "return [|head.forward(partial.forward(up.forward(x)))|];", "MP0012", Members: "private readonly Head head = new();", Types: Head),
             new(2, "a shard into a [ParallelModule] sub-module", "return down.forward([|head.forward(up.forward(x))|]);", "MP0014", Members: "private readonly Head head = new();", Types: Head),
