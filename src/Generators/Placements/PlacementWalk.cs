@@ -212,43 +212,6 @@ namespace ModelParallel.Generators
                     }
                 }
 
-                /// <summary>
-                /// A lambda or local function is walked where it is written, its parameters whole (a delegate invoked with a
-                /// sharded or partial value has no placement rule, so it is refused there). What it returns is not followed
-                /// to where it is called, so it must return whole values; and it may not read a sharded or partial local of
-                /// forward (which may be placed otherwise by the time it runs) nor change one.
-                /// </summary>
-                private void Closure(IOperation function)
-                {
-                    foreach (var local in function.Descendants().OfType<ILocalReferenceOperation>())
-                    {
-                        if (!values.TryGetValue(local.Local, out var captured) || !captured.IsPlaced) continue;
-                        Report(DiagnosticDescriptors.UnsupportedShardedOperationId, local.Syntax, Text(local),
-                            $"a value placed {captured} read inside a lambda or local function, which may run when it is placed otherwise; pass it as an argument, or write the code in forward or in a method of the class (those are walked with their arguments' placements)");
-                        return;
-                    }
-                    var body = function switch
-                    {
-                        IAnonymousFunctionOperation lambda => lambda.Body,
-                        ILocalFunctionOperation local => (IOperation?)local.Body ?? local.IgnoredBody,
-                        _ => null,
-                    };
-                    var (outerValues, outerReturns) = (values, helperReturns);
-                    values = new Dictionary<ISymbol, Value>(outerValues, SymbolEqualityComparer.Default);
-                    helperReturns = new List<Value>();
-                    try
-                    {
-                        Statement(body);
-                        if (helperReturns.FirstOrDefault(r => r.IsPlaced) is { IsPlaced: true } returned)
-                            Report(DiagnosticDescriptors.UnsupportedShardedOperationId, function.Syntax, Text(function),
-                                $"a lambda or local function that returns a value placed {returned}: where it is called, the walk cannot follow what it returns; return a whole value (end it with a RowParallel layer), or write it as a method of the class (those are walked)");
-                    }
-                    finally
-                    {
-                        (values, helperReturns) = (outerValues, outerReturns);
-                    }
-                }
-
                 /// <summary>A local the walk has not seen assigned holds no value it can place: refused when it is a tensor.</summary>
                 private Value Local(IOperation at, ILocalSymbol local)
                 {
