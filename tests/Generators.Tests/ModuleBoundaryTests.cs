@@ -61,6 +61,39 @@ namespace ModelParallel.Generators.Tests
         }
 
         [Fact]
+        public void ASubModuleHeldThroughAnInterfaceIsCheckedAtRunTime()
+        {
+            var source = Samples.Usings + """
+                namespace Sample
+                {
+                public interface IStep { Tensor forward(Tensor x); }
+
+                [ParallelModule]
+                public sealed partial class Step : nn.Module<Tensor, Tensor>, IStep
+                {
+                    [ColumnParallel] private readonly Linear proj;
+                    public Step() : base("Step") { proj = nn.Linear(8, 16); RegisterComponents(); }
+                    public override Tensor forward(Tensor x) => proj.forward(x);
+                }
+
+                [ParallelModule]
+                public sealed partial class Holder : nn.Module<Tensor, Tensor>
+                {
+                    private readonly IStep inner = new Step();
+                    public Holder() : base("Holder") { RegisterComponents(); }
+                    public override Tensor forward(Tensor x) => inner.forward(x);
+                }
+                }
+                """;
+            var (result, compilation) = GeneratorHarness.Run(("Model.cs", source));
+            Assert.Empty(result.Diagnostics);
+            Assert.Empty(compilation.Where(d => d.Severity >= DiagnosticSeverity.Warning));
+            var text = result.GeneratedSources.Single(s => s.HintName == "Sample.Holder.Partition.g.cs").SourceText.ToString();
+            Assert.Contains("global::ModelParallel.Layers.ModuleCalls.Whole(\"Sample.Holder.inner at Model.cs(", text);
+            Assert.Contains("this global::Sample.IStep self", text);
+        }
+
+        [Fact]
         public void MP0019_AShardedOutputCalledFromPlainCodeIsRefusedAtTheCall()
         {
             var (source, span) = Marked(Head + """

@@ -149,10 +149,11 @@ namespace ModelParallel.Generators
 
                 /// <summary>
                 /// A module type an instance of a [ParallelModule] class could hide behind or inside: not sealed
-                /// (nn.Module&lt;T, TResult&gt;, an unsealed class), or torch's Sequential, which runs the modules it holds.
+                /// (nn.Module&lt;T, TResult&gt;, an unsealed class), an interface, or torch's Sequential, which runs the modules it holds.
                 /// </summary>
                 private static bool MayHoldParallelModule(ITypeSymbol module) =>
-                    module.TypeKind == TypeKind.Class && (!module.IsSealed || (module.Name == "Sequential" && module.ContainingNamespace?.ToDisplayString() == "TorchSharp.Modules"));
+                    module.TypeKind == TypeKind.Interface
+                    || module.TypeKind == TypeKind.Class && (!module.IsSealed || (module.Name == "Sequential" && module.ContainingNamespace?.ToDisplayString() == "TorchSharp.Modules"));
 
                 private bool IsParallelModule(INamedTypeSymbol module) =>
                     Known.ParallelModule is { } attribute && module.GetAttributes().Any(a => SymbolEqualityComparer.Default.Equals(a.AttributeClass, attribute));

@@ -22,17 +22,17 @@ namespace ModelParallel.Layers
         private static readonly ConditionalWeakTable<torch.nn.Module, string?>.CreateValueCallback find = Hidden;
 
         /// <summary><paramref name="module"/> itself, once it is known to take and return whole values.</summary>
-        public static TModule Whole<TModule>(string site, TModule module) where TModule : torch.nn.Module
+        public static TModule Whole<TModule>(string site, TModule module) where TModule : class
         {
             var context = RankContext.Current;
-            if (context is null || context.Mesh.Tp == 1) return module;
+            if (context is null || context.Mesh.Tp == 1 || module is not torch.nn.Module held) return module;
             if (module is IPartitionedModule { OutputPlacement: { } output } && output.Kind != PlacementKind.Replicate)
                 throw new PartitionException(
                     $"{site}: '{module.GetType().Name}' is a [ParallelModule] whose forward returns {output}, but it is called through a type that does not show it, so the caller took the result for a whole value (rank {context.Coordinates.Tp}, {context.Mesh}). Declare the field or local with its own type, so the generator places its output.");
             if (sequenceParallel.GetOrAdd(module.GetType(), t => t.GetCustomAttribute<ParallelModuleAttribute>()?.SequenceParallel == true))
                 throw new PartitionException(
                     $"{site}: '{module.GetType().Name}' is [ParallelModule(SequenceParallel = true)] and takes its input split along the sequence, but it is called through a type that does not show it, with a whole value (rank {context.Coordinates.Tp}, {context.Mesh}). Declare the field or local with its own type.");
-            if (module is not IPartitionedModule && hidden.GetValue(module, find) is { } inside)
+            if (module is not IPartitionedModule && hidden.GetValue(held, find) is { } inside)
                 throw new PartitionException(
                     $"{site}: '{module.GetType().Name}' holds the [ParallelModule] '{inside}', whose forward the generator cannot follow inside it (rank {context.Coordinates.Tp}, {context.Mesh}); call that module from the [ParallelModule]'s forward instead.");
             return module;
