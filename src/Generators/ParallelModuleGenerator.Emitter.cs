@@ -265,7 +265,7 @@ namespace ModelParallel.Generators
                         w.Line($"    => global::ModelParallel.Layers.SequenceParallel.Scatter(\"{layer} at {site.Where}\", self.forward({arguments}));");
                         return;
                     case InterceptionKind.ShardedNorm:
-                        w.Line($"// {site.Field}.forward(...) at {site.Where}: a LayerNorm whose input is S({site.ShardDim}), each rank normalizes its rows; the weight and bias enter through f (identity forward, all-reduce backward), as each rank's gradient sums its rows only");
+                        w.Line($"// {site.Field}.forward(...) at {site.Where}: a LayerNorm whose input is S({site.ShardDim}), each rank normalizes its rows; its weight and bias, where it has them, enter through f (identity forward, all-reduce backward), as each rank's gradient sums its rows only");
                         w.Line(attribute);
                         w.Line($"internal static {site.ReturnType} Norm_{index}(this {site.ReceiverType} self, {parameters})");
                         w.Line($"    => global::ModelParallel.Layers.SequenceParallel.LayerNorm(\"{layer} at {site.Where}\", self, {arguments}, {site.ShardDim});");
@@ -294,7 +294,7 @@ namespace ModelParallel.Generators
                     (LayerPlacement.Row, LayerVariant.ReduceScatteredPartial) => ("the input arrives as a partial sum: reduce-scatter P -> S(-1) (backward: all-gather), then the local shard S(-1) -> P, left a partial sum (ReduceOutput = false; bias on tp rank 0 only)", $"{Runtime}.RowForwardReduceScatteredPartial"),
                     (LayerPlacement.Row, LayerVariant.SlicedPartial) => ("the input arrives R: local slice (free; backward: all-gather), then the local shard S(-1) -> P, left a partial sum (ReduceOutput = false; bias on tp rank 0 only)", $"{Runtime}.RowForwardSlicedPartial"),
                     (LayerPlacement.Column, LayerVariant.SequenceGathered) => ("the input arrives S(-2), the sequence-parallel stream: all-gather the sequence (backward: reduce-scatter, which also sums the ranks' input gradients), then the local shard: S(-2) -> R -> S(-1)", "global::ModelParallel.Layers.SequenceParallel.ColumnForward"),
-                    (LayerPlacement.Row, LayerVariant.SequenceScattered) => ("the local shard S(-1) -> P, reduce-scattered along the sequence (backward: all-gather), then the bias through f (all-reduce backward): P -> S(-2)", "global::ModelParallel.Layers.SequenceParallel.RowForward"),
+                    (LayerPlacement.Row, LayerVariant.SequenceScattered) => ("the local shard S(-1) -> P, reduce-scattered along the sequence (backward: all-gather), then the bias, if it has one, through f (all-reduce backward): P -> S(-2)", "global::ModelParallel.Layers.SequenceParallel.RowForward"),
                     (LayerPlacement.Row, LayerVariant.Sliced) => ("the input arrives R: local slice (free; backward: all-gather), then the local shard S(-1) -> P, g and the bias once: P -> R", $"{Runtime}.RowForwardSliced"),
                     (LayerPlacement.Column, _) => ("f (identity forward, all-reduce backward), then the local shard: R -> S(-1)", $"{Runtime}.ColumnForward"),
                     (LayerPlacement.Row, _) => ("the local shard S(-1) -> P, then g (all-reduce forward, identity backward) and the bias once: P -> R", $"{Runtime}.RowForward"),

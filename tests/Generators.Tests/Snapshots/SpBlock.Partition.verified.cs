@@ -84,7 +84,7 @@ namespace ModelParallel.Generated
         internal static global::TorchSharp.torch.Tensor Forward_qkv_6(this global::TorchSharp.Modules.Linear self, global::TorchSharp.torch.Tensor tensor)
             => global::ModelParallel.Layers.SequenceParallel.ColumnForward("Sample.SpBlock.qkv", self, tensor);
 
-        // attentionNorm.forward(...) at Sp.cs(30,33): a LayerNorm whose input is S(-2), each rank normalizes its rows; the weight and bias enter through f (identity forward, all-reduce backward), as each rank's gradient sums its rows only
+        // attentionNorm.forward(...) at Sp.cs(30,33): a LayerNorm whose input is S(-2), each rank normalizes its rows; its weight and bias, where it has them, enter through f (identity forward, all-reduce backward), as each rank's gradient sums its rows only
         [global::System.Runtime.CompilerServices.InterceptsLocation(1, "ddfvr/I5jzjdtAIAP0X3+M4DAABTcC5jcw==")]
         internal static global::TorchSharp.torch.Tensor Norm_7(this global::TorchSharp.Modules.LayerNorm self, global::TorchSharp.torch.Tensor tensor)
             => global::ModelParallel.Layers.SequenceParallel.LayerNorm("Sample.SpBlock.attentionNorm at Sp.cs(30,33)", self, tensor, -2);
@@ -109,12 +109,12 @@ namespace ModelParallel.Generated
         internal static global::TorchSharp.torch.Tensor View_11(this global::TorchSharp.torch.Tensor self, long[] shape)
             => global::ModelParallel.Layers.ShardedShapes.View("Sample.SpBlock.forward at Sp.cs(37,22)", self, shape, -1, -2);
 
-        // projection.forward(...) at Sp.cs(38,17): the local shard S(-1) -> P, reduce-scattered along the sequence (backward: all-gather), then the bias through f (all-reduce backward): P -> S(-2)
+        // projection.forward(...) at Sp.cs(38,17): the local shard S(-1) -> P, reduce-scattered along the sequence (backward: all-gather), then the bias, if it has one, through f (all-reduce backward): P -> S(-2)
         [global::System.Runtime.CompilerServices.InterceptsLocation(1, "ddfvr/I5jzjdtAIAP0X3+AAGAABTcC5jcw==")]
         internal static global::TorchSharp.torch.Tensor Forward_projection_12(this global::TorchSharp.Modules.Linear self, global::TorchSharp.torch.Tensor tensor)
             => global::ModelParallel.Layers.SequenceParallel.RowForward("Sample.SpBlock.projection", self, tensor);
 
-        // down.forward(...) at Sp.cs(39,20): the local shard S(-1) -> P, reduce-scattered along the sequence (backward: all-gather), then the bias through f (all-reduce backward): P -> S(-2)
+        // down.forward(...) at Sp.cs(39,20): the local shard S(-1) -> P, reduce-scattered along the sequence (backward: all-gather), then the bias, if it has one, through f (all-reduce backward): P -> S(-2)
         [global::System.Runtime.CompilerServices.InterceptsLocation(1, "ddfvr/I5jzjdtAIAP0X3+CkGAABTcC5jcw==")]
         internal static global::TorchSharp.torch.Tensor Forward_down_13(this global::TorchSharp.Modules.Linear self, global::TorchSharp.torch.Tensor tensor)
             => global::ModelParallel.Layers.SequenceParallel.RowForward("Sample.SpBlock.down", self, tensor);
@@ -124,7 +124,7 @@ namespace ModelParallel.Generated
         internal static global::TorchSharp.torch.Tensor Forward_up_14(this global::TorchSharp.Modules.Linear self, global::TorchSharp.torch.Tensor tensor)
             => global::ModelParallel.Layers.SequenceParallel.ColumnForward("Sample.SpBlock.up", self, tensor);
 
-        // mlpNorm.forward(...) at Sp.cs(39,63): a LayerNorm whose input is S(-2), each rank normalizes its rows; the weight and bias enter through f (identity forward, all-reduce backward), as each rank's gradient sums its rows only
+        // mlpNorm.forward(...) at Sp.cs(39,63): a LayerNorm whose input is S(-2), each rank normalizes its rows; its weight and bias, where it has them, enter through f (identity forward, all-reduce backward), as each rank's gradient sums its rows only
         [global::System.Runtime.CompilerServices.InterceptsLocation(1, "ddfvr/I5jzjdtAIAP0X3+FcGAABTcC5jcw==")]
         internal static global::TorchSharp.torch.Tensor Norm_15(this global::TorchSharp.Modules.LayerNorm self, global::TorchSharp.torch.Tensor tensor)
             => global::ModelParallel.Layers.SequenceParallel.LayerNorm("Sample.SpBlock.mlpNorm at Sp.cs(39,63)", self, tensor, -2);

@@ -89,7 +89,7 @@ namespace ModelParallel.Generated
         internal static global::TorchSharp.torch.Tensor Forward_up_8(this global::TorchSharp.Modules.Linear self, global::TorchSharp.torch.Tensor tensor)
             => global::ModelParallel.Layers.SequenceParallel.ColumnForward("Sample.SpStack.up", self, tensor);
 
-        // norm.forward(...) at Sp.cs(68,40): a LayerNorm whose input is S(-2), each rank normalizes its rows; the weight and bias enter through f (identity forward, all-reduce backward), as each rank's gradient sums its rows only
+        // norm.forward(...) at Sp.cs(68,40): a LayerNorm whose input is S(-2), each rank normalizes its rows; its weight and bias, where it has them, enter through f (identity forward, all-reduce backward), as each rank's gradient sums its rows only
         [global::System.Runtime.CompilerServices.InterceptsLocation(1, "ddfvr/I5jzjdtAIAP0X3+PoJAABTcC5jcw==")]
         internal static global::TorchSharp.torch.Tensor Norm_9(this global::TorchSharp.Modules.LayerNorm self, global::TorchSharp.torch.Tensor tensor)
             => global::ModelParallel.Layers.SequenceParallel.LayerNorm("Sample.SpStack.norm at Sp.cs(68,40)", self, tensor, -2);
