@@ -52,7 +52,7 @@ namespace ModelParallel.Generators
             if (receiver?.Type is not INamedTypeSymbol module || !IsParallelModule(module, attribute)) return;
             for (var t = context.ContainingSymbol.ContainingType; t is not null; t = t.ContainingType)
                 if (IsParallelModule(t, attribute)) return;
-            if (ParallelModuleGenerator.Parser.SequenceParallelDeclared(module, new KnownTypes(context.Compilation)))
+            if (ParallelModuleGenerator.Parser.SequenceParallelDeclared(module, attribute))
             {
                 context.ReportDiagnostic(Diagnostic.Create(DiagnosticHelpLinks.For(DiagnosticDescriptors.SequenceInput, pages), invocation.Syntax.GetLocation(), module.Name));
                 return;

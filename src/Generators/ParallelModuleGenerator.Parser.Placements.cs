@@ -20,7 +20,7 @@ namespace ModelParallel.Generators
                 List<DiagnosticInfo> diagnostics, CancellationToken cancellationToken)
             {
                 if (ForwardBody(type, models, m => m.Parameters.Length >= 1, cancellationToken) is not { Body: { } block } forward) return new PlacementFacts();
-                bool declared = SequenceParallelDeclared(type, models.Known);
+                bool declared = SequenceParallelDeclared(type, models.Known.ParallelModule);
                 var scattered = new HashSet<SyntaxNode>();
                 int reported = diagnostics.Count;
                 // A sequence-parallel consumer reached with a whole value asks for the call that produced it to split it along
@@ -39,10 +39,13 @@ namespace ModelParallel.Generators
                 }
             }
 
-            /// <summary>[ParallelModule(SequenceParallel = true)] on the class.</summary>
-            internal static bool SequenceParallelDeclared(INamedTypeSymbol type, KnownTypes known) =>
-                type.GetAttributes().FirstOrDefault(a => known.Is(a.AttributeClass, ParallelModuleGenerator.ParallelModuleAttribute)) is { } attribute
-                && attribute.NamedArguments.Any(a => a.Key == "SequenceParallel" && a.Value.Value is true);
+            /// <summary>The class's [ParallelModule] attribute (<paramref name="attribute"/> is its symbol in the compilation), if it has one.</summary>
+            internal static AttributeData? ParallelModuleOf(INamedTypeSymbol type, INamedTypeSymbol? attribute) =>
+                attribute is null ? null : type.GetAttributes().FirstOrDefault(a => SymbolEqualityComparer.Default.Equals(a.AttributeClass, attribute));
+
+            /// <summary>[ParallelModule(SequenceParallel = true)] on the class (<paramref name="attribute"/>: the attribute's symbol).</summary>
+            internal static bool SequenceParallelDeclared(INamedTypeSymbol type, INamedTypeSymbol? attribute) =>
+                ParallelModuleOf(type, attribute)?.NamedArguments.Any(a => a.Key == "SequenceParallel" && a.Value.Value is true) == true;
 
             /// <summary>What a [ParallelModule] sub-module's forward returns: one placement, several (Mixed), or not known (null).</summary>
             private readonly record struct ModuleOutput(ValuePlacement? Placement, bool Mixed = false);

@@ -151,11 +151,11 @@ namespace ModelParallel.Generators
                                     ReadInvocation(type, layers, stages, facts, sizes, invocation, call, model, models.Known, interceptions, constructed, diagnostics, cancellationToken);
                                 break;
                             case IMethodReferenceOperation { Method.Name: "forward" or "call" } group when Instance(group.Instance)?.Type is INamedTypeSymbol sub
-                                && models.Known.ParallelModule is { } parallelModule && sub.GetAttributes().Any(a => SymbolEqualityComparer.Default.Equals(a.AttributeClass, parallelModule))
-                                && (SequenceParallelDeclared(sub, models.Known) || ReturnedPlacement(sub, models, cancellationToken).Placement is not { Kind: ValueKind.Replicate }):
+                                && ParallelModuleOf(sub, models.Known.ParallelModule) is not null
+                                && (SequenceParallelDeclared(sub, models.Known.ParallelModule) is var sequence && sequence || ReturnedPlacement(sub, models, cancellationToken).Placement is not { Kind: ValueKind.Replicate }):
                                 // Through a delegate the walk loses the sub-module's placements: its sharded output would read as whole.
                                 diagnostics.Add(Diagnostic(DiagnosticDescriptors.BypassedPartitionId, node.GetLocation(),
-                                    $"{Receiver(group.Syntax)}", "used as a method group", SequenceParallelDeclared(sub, models.Known) ? "sequence-parallel" : $"[ParallelModule] output"));
+                                    Receiver(group.Syntax), "used as a method group", sequence ? "sequence-parallel" : "[ParallelModule] output"));
                                 break;
                             case IMethodReferenceOperation reference2 when PartitionedField(type, layers, reference2.Instance) is { } field:
                                 diagnostics.Add(Diagnostic(DiagnosticDescriptors.BypassedPartitionId, node.GetLocation(),
@@ -354,7 +354,7 @@ namespace ModelParallel.Generators
             /// <summary>The TensorParallelSizes declared on the class's [ParallelModule], if any.</summary>
             private static int[] DeclaredSizes(INamedTypeSymbol type, KnownTypes known)
             {
-                var attribute = type.GetAttributes().FirstOrDefault(a => known.Is(a.AttributeClass, ParallelModuleGenerator.ParallelModuleAttribute));
+                var attribute = ParallelModuleOf(type, known.ParallelModule);
                 var sizes = attribute?.NamedArguments.FirstOrDefault(a => a.Key == "TensorParallelSizes").Value;
                 return sizes is { Kind: TypedConstantKind.Array, IsNull: false } array
                     ? array.Values.Select(v => v.Value is int i ? i : 1).Where(i => i > 1).Distinct().ToArray()

@@ -155,8 +155,7 @@ namespace ModelParallel.Generators
                     module.TypeKind == TypeKind.Interface
                     || module.TypeKind == TypeKind.Class && (!module.IsSealed || (module.Name == "Sequential" && module.ContainingNamespace?.ToDisplayString() == "TorchSharp.Modules"));
 
-                private bool IsParallelModule(INamedTypeSymbol module) =>
-                    Known.ParallelModule is { } attribute && module.GetAttributes().Any(a => SymbolEqualityComparer.Default.Equals(a.AttributeClass, attribute));
+                private bool IsParallelModule(INamedTypeSymbol module) => ParallelModuleOf(module, Known.ParallelModule) is not null;
             }
         }
     }

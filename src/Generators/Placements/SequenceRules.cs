@@ -55,7 +55,7 @@ namespace ModelParallel.Generators
                 /// </summary>
                 private Value? SequenceModuleInput(IInvocationOperation call, INamedTypeSymbol module, Value input)
                 {
-                    if (!SequenceParallelDeclared(module, Known)) return null;
+                    if (!SequenceParallelDeclared(module, Known.ParallelModule)) return null;
                     if (input.IsSharded && input.Dim == -2) return input;
                     if (input.IsReplicated)
                         return Demand(input) ? Value.Shard(-2, input.Rank)

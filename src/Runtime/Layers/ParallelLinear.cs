@@ -69,15 +69,7 @@ namespace ModelParallel.Layers
             if (context is null) return self.forward(input);
             context.ThrowIfDeferredFailure();
             if (context.Mesh.Tp == 1) return Local(context, self, input);
-            long local = self.weight!.shape[1];
-            if (input.shape[^1] != local)
-            {
-                var hint = input.shape[^1] == local * context.Mesh.Tp
-                    ? " It got the whole dimension: a RowParallel layer expects the output of a ColumnParallel layer (Shard(-1)), not a replicated tensor."
-                    : "";
-                throw new PartitionException(
-                    $"Layer '{layer}' (RowParallel): input dimension -1 has size {input.shape[^1]}, expected the local shard size {local} (in_features {local * context.Mesh.Tp} / tp {context.Mesh.Tp}, {context.Mesh}).{hint}");
-            }
+            CheckRowInput(layer, "RowParallel", self, input, context);
             var partial = torch.nn.functional.linear(input, context.Tapped(self.weight)!, null);
             var reduced = TensorParallel.ReduceFromTensorParallel(partial, context.TensorParallel);
             return self.bias is null ? reduced : reduced + context.Tapped(self.bias)!;
@@ -185,8 +177,20 @@ namespace ModelParallel.Layers
             return Local(context, self, input);
         }
 
+        /// <summary>A RowParallel layer's input must be sharded on its last dimension: this rank's in_features / tp.</summary>
+        internal static void CheckRowInput(string layer, string placement, Linear self, torch.Tensor input, RankContext context)
+        {
+            long local = self.weight!.shape[1];
+            if (input.shape[^1] == local) return;
+            var hint = input.shape[^1] == local * context.Mesh.Tp
+                ? " It got the whole dimension: a RowParallel layer expects the output of a ColumnParallel layer (Shard(-1)), not a replicated tensor."
+                : "";
+            throw new PartitionException(
+                $"Layer '{layer}' ({placement}): input dimension -1 has size {input.shape[^1]}, expected the local shard size {local} (in_features {local * context.Mesh.Tp} / tp {context.Mesh.Tp}, {context.Mesh}).{hint}");
+        }
+
         /// <summary>The layer on its local weights; through the gradient taps when data parallelism needs them.</summary>
-        private static torch.Tensor Local(RankContext context, Linear self, torch.Tensor input) =>
+        internal static torch.Tensor Local(RankContext context, Linear self, torch.Tensor input) =>
             context.GradientTaps is null
                 ? self.forward(input)
                 : torch.nn.functional.linear(input, context.Tapped(self.weight)!, context.Tapped(self.bias));

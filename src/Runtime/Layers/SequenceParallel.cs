@@ -35,8 +35,7 @@ namespace ModelParallel.Layers
             context.ThrowIfDeferredFailure();
             if (input.dim() < 2)
                 throw new PartitionException($"Layer '{layer}' (ColumnParallel, sequence parallel): the input [{string.Join(", ", input.shape)}] has no sequence dimension -2 to all-gather (rank {context.Coordinates.Tp}, {context.Mesh}).");
-            var gathered = TensorParallel.GatherFromSequenceParallel(input, context.TensorParallel, -2);
-            return torch.nn.functional.linear(gathered, context.Tapped(self.weight)!, context.Tapped(self.bias));
+            return ParallelLinear.Local(context, self, TensorParallel.GatherFromSequenceParallel(input, context.TensorParallel, -2));
         }
 
         /// <summary>RowParallel on the stream: the local shard (S(-1) → P), reduce-scattered along the sequence (backward all-gather), then the bias through f: S(-2).</summary>
@@ -46,10 +45,7 @@ namespace ModelParallel.Layers
             using var scope = CollectiveSite.Enter(site);
             if (context is null || context.Mesh.Tp == 1) return ParallelLinear.RowForward(layer, self, input);
             context.ThrowIfDeferredFailure();
-            long local = self.weight!.shape[1];
-            if (input.shape[^1] != local)
-                throw new PartitionException(
-                    $"Layer '{layer}' (RowParallel, sequence parallel): input dimension -1 has size {input.shape[^1]}, expected the local shard size {local} (in_features {local * context.Mesh.Tp} / tp {context.Mesh.Tp}, rank {context.Coordinates.Tp}, {context.Mesh}).");
+            ParallelLinear.CheckRowInput(layer, "RowParallel, sequence parallel", self, input, context);
             CheckSequence(layer, "the output to reduce-scatter along the sequence", input, context.Mesh.Tp, context);
             var partial = torch.nn.functional.linear(input, context.Tapped(self.weight)!, null);
             var scattered = TensorParallel.ReduceScatterToTensorParallel(partial, context.TensorParallel, -2);
