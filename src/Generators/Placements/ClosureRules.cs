@@ -43,6 +43,11 @@ namespace ModelParallel.Generators
                         if (helperReturns.FirstOrDefault(r => r.IsPlaced) is { IsPlaced: true } returned)
                             Report(DiagnosticDescriptors.UnsupportedShardedOperationId, function.Syntax, Text(function),
                                 $"a lambda or local function that returns a value placed {returned}: where it is called, the walk cannot follow what it returns; return a whole value (end it with a RowParallel layer), or write it as a method of the class (those are walked)");
+                        // A local of forward it assigns keeps, after it, the placement the walk saw before it: whether and
+                        // when it runs is not known here, so it may not change one.
+                        else if (outerValues.FirstOrDefault(pair => values.TryGetValue(pair.Key, out var after) && !after.SamePlacement(pair.Value)) is { Key: { } changed } pair)
+                            Report(DiagnosticDescriptors.UnsupportedShardedOperationId, function.Syntax, Text(function),
+                                $"a lambda or local function that changes '{changed.Name}' from {pair.Value} to {values[changed]}: the walk cannot tell whether or when it runs, so the code after it would see either; assign it in forward");
                     }
                     finally
                     {

@@ -67,6 +67,7 @@ namespace ModelParallel.Generators.Tests.Soundness
             new(3, "a partitioned layer's forward as a method group", "System.Func<Tensor, Tensor> f = [|up.forward|]; return down.forward(f(x));", "MP0004"),
             new(3, "a Dropout module on a sharded value", "return down.forward([|drop.forward(up.forward(x))|]);", "MP0014", Members: "private readonly Dropout drop = nn.Dropout(0.1);"),
             new(3, "a partitioned layer called inside a lambda", "System.Func<Tensor, Tensor> g = [|t => up.forward(t)|]; return g(x) + x;", "MP0014"),
+            new(3, "a lambda that makes a local of forward a shard", "var h = x; System.Action g = [|() => h = up.forward(x)|]; g(); return h + x;", "MP0014"),
             new(3, "a shard captured by a lambda", "var h = up.forward(x); System.Func<Tensor> g = () => [|h|] * 2; return g() + x;", "MP0014"),
             new(3, "a partitioned layer called inside a local function", "[|Tensor G(Tensor t) => up.forward(t);|] return G(x) + x;", "MP0014"),
             new(3, "a partitioned layer in a ModuleList", "var list = nn.ModuleList<nn.Module<Tensor, Tensor>>([|up|]); return down.forward(list[0].forward(x));", "MP0004"),
