@@ -69,6 +69,53 @@ namespace ModelParallel.Tests
             }
         }
 
+        /// <summary>
+        /// The commit barrier is each rank's last collective of a step. Ranks 0 and 1 are held up inside their first
+        /// optimizer.step() (the replica check reads the optimizer's parameters) while ranks 2 and 3 step and rank 3 fails at
+        /// once in its next step. Had any collective of the step come after the barrier (once, the replica check did), the
+        /// failure would stop ranks 0 and 1 there: two ranks stepped, two not. Every rank must have stepped once.
+        /// </summary>
+        [Fact]
+        public void AFailureAfterAnotherRankPassedTheCommitDoesNotStopItsStep()
+        {
+            var mesh = new MeshShape(dp: 2, tp: 2);
+            var steps = new int[mesh.World];
+            var error = Assert.Throws<RankFailedException>(() => Ranks.Run(mesh, context =>
+            {
+                var model = new TestModel(Shape);
+                var optimizer = new SlowParameters(model.parameters(), slow: context.Coordinates.Dp == 0);
+                var input = torch.ones(3, Shape.Features) * (context.Coordinates.Dp + 1);
+                for (int step = 0; step < 2; step++)
+                {
+                    if (context.Rank == Faulty && step == 1) throw new InvalidOperationException($"injected fault in forward on rank {context.Rank}");
+                    optimizer.zero_grad();
+                    nn.functional.mse_loss(model.forward(input), torch.zeros(3, Shape.Outputs)).backward();
+                    optimizer.Armed = step == 0;
+                    optimizer.step();
+                    optimizer.Armed = false;
+                    steps[context.Rank]++;
+                }
+            }, new RunOptions { CollectiveTimeout = TimeSpan.FromSeconds(2) }));
+            Assert.Contains("injected fault in forward on rank 3", error.Message);
+            Assert.Equal(new[] { 1, 1, 1, 1 }, steps);
+        }
+
+        /// <summary>SGD whose parameter list takes 300 ms to read on a slow rank while armed.</summary>
+        private sealed class SlowParameters : TorchSharp.Modules.SGD
+        {
+            private readonly bool slow;
+
+            public SlowParameters(System.Collections.Generic.IEnumerable<TorchSharp.Modules.Parameter> parameters, bool slow) : base(parameters, 0.01) => this.slow = slow;
+
+            public bool Armed { get; set; }
+
+            public override System.Collections.Generic.IEnumerable<TorchSharp.Modules.Parameter> parameters()
+            {
+                if (Armed && slow) Thread.Sleep(300);
+                return base.parameters();
+            }
+        }
+
         [Fact]
         public void StepOutsideARunIsThePlainStep()
         {

@@ -8,7 +8,7 @@ namespace ModelParallel
     /// <summary>
     /// The commit point of a training step. The generator routes every <c>optimizer.step()</c> call of a project that
     /// references ModelParallel through <see cref="Step"/>: inside a run on more than one rank, every rank first meets
-    /// the others at a barrier on the world communicator, and only then changes its parameters. A rank that has failed
+    /// the others at a barrier on the world communicator, its last collective of the step, and only then changes its parameters. A rank that has failed
     /// never arrives, so the barrier fails on every other rank (the in-process group is aborted, or MPI_Abort ends the
     /// job) and no rank's parameters or optimizer state change after a failure anywhere in the step.
     /// Outside a run, or on one rank, it is <c>optimizer.step()</c> itself.
@@ -27,8 +27,11 @@ namespace ModelParallel
             {
                 // A backward that failed on this rank is final: report it here rather than step on what it left.
                 context.ThrowIfDeferredFailure();
-                using (CollectiveSite.Enter($"optimizer.step() at {site}")) context.World.Barrier();
+                // Every collective of the step comes before the barrier, the replica check's too: a rank that has passed
+                // the barrier only steps, so a failure elsewhere after it (a fast rank already in its next step) can no
+                // longer stop this rank half-way, with some ranks stepped and others not.
                 ReplicaCheck.OnFirstStep(optimizer, context, site);
+                using (CollectiveSite.Enter($"optimizer.step() at {site}")) context.World.Barrier();
             }
             return optimizer.step(closure!);
         }
