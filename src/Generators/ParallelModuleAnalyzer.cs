@@ -96,7 +96,7 @@ namespace ModelParallel.Generators
         {
             var type = (INamedTypeSymbol)context.Symbol;
             if (!IsParallelModule(type, attribute)) return;
-            var module = ParallelModuleGenerator.Parser.Parse(type, context.Compilation, context.CancellationToken, forDiagnostics: true);
+            var module = ParallelModuleGenerator.Parser.ParseForDiagnostics(type, context.Compilation, context.CancellationToken);
             // A class in error gets no partition, so the reshardings it would have inserted (MP0016) are not news.
             bool refused = module.Diagnostics.Any(d => DiagnosticDescriptors.IsError(d.Id));
             foreach (var diagnostic in module.Diagnostics)

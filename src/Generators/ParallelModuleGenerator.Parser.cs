@@ -6,6 +6,7 @@ using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.CSharp;
 using Microsoft.CodeAnalysis.CSharp.Syntax;
 using Microsoft.CodeAnalysis.Operations;
+using ModelParallel.Generators.Caching;
 using ModelParallel.Generators.Model;
 
 namespace ModelParallel.Generators
@@ -31,8 +32,28 @@ namespace ModelParallel.Generators
                 ("ModelParallel.VocabParallelAttribute", "VocabParallel", LayerPlacement.Vocab),
             };
 
-            public static ModuleSpec Parse(GeneratorAttributeSyntaxContext syntax, CancellationToken cancellationToken) =>
-                Parse((INamedTypeSymbol)syntax.TargetSymbol, syntax.SemanticModel.Compilation, cancellationToken);
+            /// <summary>
+            /// The generator's read of a class declaration that carries attributes: its spec when one of them is this
+            /// declaration's [ParallelModule], else null. Served from <see cref="SpecCache"/> when an earlier compilation
+            /// provably read the same, before anything is bound.
+            /// </summary>
+            public static ModuleSpec? Read(GeneratorSyntaxContext syntax, CancellationToken cancellationToken)
+            {
+                var node = (ClassDeclarationSyntax)syntax.Node;
+                var compilation = syntax.SemanticModel.Compilation;
+                bool cached = FailureInjection is null;
+                if (cached && SpecCache.TryFind(node.SyntaxTree, node.SpanStart, false, compilation, out var known)) return known;
+                var type = syntax.SemanticModel.GetDeclaredSymbol(node, cancellationToken);
+                var attribute = compilation.GetTypeByMetadataName(ParallelModuleAttribute);
+                bool marked = type is not null && attribute is not null && type.GetAttributes().Any(a =>
+                    SymbolEqualityComparer.Default.Equals(a.AttributeClass, attribute)
+                    && a.ApplicationSyntaxReference is { } at && at.SyntaxTree == node.SyntaxTree && node.Span.Contains(at.Span));
+                ModuleSpec? spec = null;
+                IEnumerable<SyntaxTree> read = Array.Empty<SyntaxTree>();
+                if (marked) spec = Parse(type!, compilation, cancellationToken, forDiagnostics: false, out read);
+                if (cached) SpecCache.Store(node.SyntaxTree, node.SpanStart, false, compilation, spec, read);
+                return spec;
+            }
 
             /// <summary>
             /// Test seam: called before a class is read, so a test can make the parser fail on a class of its choosing and
@@ -48,17 +69,36 @@ namespace ModelParallel.Generators
 
             /// <summary>Reads a [ParallelModule] class; shared by the generator and the analyzer. Never throws.</summary>
             public static ModuleSpec Parse(INamedTypeSymbol type, Compilation compilation, CancellationToken cancellationToken) =>
-                Parse(type, compilation, cancellationToken, forDiagnostics: false);
+                Parse(type, compilation, cancellationToken, forDiagnostics: false, out _);
 
-            /// <summary>Reads a [ParallelModule] class, for its diagnostics alone when <paramref name="forDiagnostics"/> (the analyzer). Never throws.</summary>
-            public static ModuleSpec Parse(INamedTypeSymbol type, Compilation compilation, CancellationToken cancellationToken, bool forDiagnostics)
+            /// <summary>
+            /// Reads a [ParallelModule] class for its diagnostics alone (the analyzer), or reuses what an earlier
+            /// compilation read of it when <see cref="SpecCache"/> proves it the same. Never throws.
+            /// </summary>
+            public static ModuleSpec ParseForDiagnostics(INamedTypeSymbol type, Compilation compilation, CancellationToken cancellationToken)
+            {
+                if (type.DeclaringSyntaxReferences.FirstOrDefault() is not { } declaration || FailureInjection is not null)
+                    return Parse(type, compilation, cancellationToken, forDiagnostics: true, out _);
+                if (SpecCache.TryFind(declaration.SyntaxTree, declaration.Span.Start, true, compilation, out var known) && known is not null) return known;
+                var spec = Parse(type, compilation, cancellationToken, forDiagnostics: true, out var read);
+                SpecCache.Store(declaration.SyntaxTree, declaration.Span.Start, true, compilation, spec, read);
+                return spec;
+            }
+
+            /// <summary>
+            /// Reads a [ParallelModule] class, for its diagnostics alone when <paramref name="forDiagnostics"/>; <paramref name="read"/>
+            /// is every tree the read bound. Never throws.
+            /// </summary>
+            public static ModuleSpec Parse(INamedTypeSymbol type, Compilation compilation, CancellationToken cancellationToken, bool forDiagnostics, out IEnumerable<SyntaxTree> read)
             {
                 bool outer = diagnosticsOnly;
                 diagnosticsOnly = forDiagnostics;
+                var models = new SemanticModels(compilation);
+                read = models.Trees;
                 try
                 {
                     FailureInjection?.Invoke(type);
-                    return ParseModule(type, compilation, cancellationToken);
+                    return ParseModule(type, models, cancellationToken);
                 }
                 catch (Exception e) when (e is not OperationCanceledException)
                 {
@@ -72,9 +112,8 @@ namespace ModelParallel.Generators
                 }
             }
 
-            private static ModuleSpec ParseModule(INamedTypeSymbol type, Compilation compilation, CancellationToken cancellationToken)
+            private static ModuleSpec ParseModule(INamedTypeSymbol type, SemanticModels models, CancellationToken cancellationToken)
             {
-                var models = new SemanticModels(compilation);
                 var diagnostics = new List<DiagnosticInfo>();
                 for (var t = type; t is not null; t = t.ContainingType)
                 {
@@ -343,6 +382,9 @@ namespace ModelParallel.Generators
 
                 /// <summary>TorchSharp's and ModelParallel's types, resolved once per read.</summary>
                 public KnownTypes Known { get; } = new(compilation);
+
+                /// <summary>Every tree whose semantic model the read asked for: what its result depends on beyond the class's declarations.</summary>
+                public IEnumerable<SyntaxTree> Trees => models.Keys;
 
                 public SemanticModel Of(SyntaxTree tree)
                 {

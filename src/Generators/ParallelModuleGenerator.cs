@@ -16,10 +16,15 @@ namespace ModelParallel.Generators
         /// <inheritdoc/>
         public void Initialize(IncrementalGeneratorInitializationContext context)
         {
+            // Every class declaration with attributes, read by Parser.Read: it binds the class and checks for
+            // [ParallelModule] itself, after asking SpecCache, so that after an edit elsewhere an unchanged class costs a
+            // lookup. ForAttributeWithMetadataName would bind every attributed class on each compilation before that.
             var modules = context.SyntaxProvider
-                .ForAttributeWithMetadataName(ParallelModuleAttribute,
-                    static (node, _) => node is ClassDeclarationSyntax,
-                    static (syntax, cancellationToken) => Parser.Parse(syntax, cancellationToken))
+                .CreateSyntaxProvider(
+                    static (node, _) => node is ClassDeclarationSyntax { AttributeLists.Count: > 0 },
+                    static (syntax, cancellationToken) => Parser.Read(syntax, cancellationToken))
+                .Where(static module => module is not null)
+                .Select(static (module, _) => module!)
                 .WithTrackingName(TrackingNames.ParallelModules);
 
             // Implementation output: the interceptors and the IPartitionedModule implementation matter to the build, not to
