@@ -50,10 +50,17 @@ namespace ModelParallel.Generators
                     && a.ApplicationSyntaxReference is { } at && at.SyntaxTree == node.SyntaxTree && node.Span.Contains(at.Span));
                 ModuleSpec? spec = null;
                 IEnumerable<SyntaxTree> read = Array.Empty<SyntaxTree>();
-                if (marked) spec = Parse(type!, compilation, cancellationToken, forDiagnostics: false, out read);
+                if (marked)
+                {
+                    ReadsOnThisThread?.Add(type!.Name);
+                    spec = Parse(type!, compilation, cancellationToken, forDiagnostics: false, out read);
+                }
                 if (cached) SpecCache.Store(node.SyntaxTree, node.SpanStart, false, compilation, spec, read);
                 return spec;
             }
+
+            /// <summary>Test seam: when set, the names of the classes <see cref="Read"/> read on this thread, not served by the cache.</summary>
+            [ThreadStatic] internal static List<string>? ReadsOnThisThread;
 
             /// <summary>
             /// Test seam: called before a class is read, so a test can make the parser fail on a class of its choosing and
