@@ -12,8 +12,9 @@ using ModelParallel.Generators;
 
 // The generator and the analyzer on a 100-layer model (50 blocks of a ColumnParallel and a RowParallel layer,
 // each block its own [ParallelModule] class, plus a model chaining them), against the compiler's own work on the
-// same source (binding and diagnostics without ModelParallel) measured in the same run. Target (DESIGN.md): the
-// generator under 50 ms for a 100-layer model, and an unrelated edit served from the incremental cache.
+// same source (binding and diagnostics without ModelParallel) measured in the same run. Targets (DESIGN.md, issue 10):
+// the generator's full run within 50 ms for a 100-layer model, within 5 ms after an edit to an unrelated file, and the
+// analyzer within 1 ms a class.
 const int Blocks = 50, Rounds = 15;
 var source = Model(Blocks);
 var parse = CSharpParseOptions.Default.WithLanguageVersion(LanguageVersion.Preview)
@@ -24,7 +25,16 @@ var references = ((string)AppContext.GetData("TRUSTED_PLATFORM_ASSEMBLIES")!).Sp
 CSharpCompilation Compile(string text) => CSharpCompilation.Create("Speed", new[] { CSharpSyntaxTree.ParseText(text, parse, "Model.cs") }, references,
     new CSharpCompilationOptions(OutputKind.DynamicallyLinkedLibrary));
 
-double Median(Func<double> measure) => Enumerable.Range(0, Rounds).Select(_ => measure()).OrderBy(x => x).ElementAt(Rounds / 2);
+// Each figure is measured twice: the first rounds in this process (a cold generator, as in a one-off command-line
+// build), then, after warm-up rounds, the steady state of a long-lived host (the IDE, the compiler server) where the
+// generator's and Roslyn's code is fully compiled by the JIT.
+var cold = args.Contains("--cold");
+const int Warmup = 30;
+double Median(Func<double> measure)
+{
+    if (!cold) for (int i = 0; i < Warmup; i++) measure();
+    return Enumerable.Range(0, Rounds).Select(_ => measure()).OrderBy(x => x).ElementAt(Rounds / 2);
+}
 
 // Baseline: the compiler's own diagnostics of the source (binding every method), a fresh compilation each time.
 double compiler = Median(() => { var c = Compile(source); var w = Stopwatch.StartNew(); c.GetDiagnostics(); return w.Elapsed.TotalMilliseconds; });
@@ -60,14 +70,15 @@ double analyzer = Median(() =>
     return w.Elapsed.TotalMilliseconds;
 });
 
-Console.WriteLine($"| {2 * Blocks} Linear layers in {Blocks + 1} [ParallelModule] classes | median of {Rounds} (ms) | / compiler diagnostics |");
-Console.WriteLine("|---|---|---|");
-Console.WriteLine($"| compiler diagnostics (baseline) | {compiler:F1} | 1.00 |");
-Console.WriteLine($"| generator, full run | {generator:F1} | {generator / compiler:F2} |");
+int classes = Blocks + 1;
+Console.WriteLine(cold ? $"cold: the first {Rounds} rounds of each figure in this process" : $"warm: after {Warmup} warm-up rounds of each figure (pass --cold for the first rounds)");
+Console.WriteLine($"| {2 * Blocks} Linear layers in {classes} [ParallelModule] classes | median of {Rounds} (ms) | / compiler diagnostics | target |");
+Console.WriteLine("|---|---|---|---|");
+Console.WriteLine($"| compiler diagnostics (baseline) | {compiler:F1} | 1.00 | |");
+Console.WriteLine($"| generator, full run | {generator:F1} | {generator / compiler:F2} | 50 ms: {(generator <= 50 ? "met" : "OVER")} |");
+Console.WriteLine($"| generator after an unrelated edit | {incremental:F1} | {incremental / compiler:F2} | 5 ms: {(incremental <= 5 ? "met" : "OVER")} |");
+Console.WriteLine($"| analyzer | {analyzer:F1} ({analyzer / classes:F2} a class) | {analyzer / compiler:F2} | 1 ms a class: {(analyzer / classes <= 1 ? "met" : "OVER")} |");
 Console.WriteLine($"(generated: {generatedChars / 1024} KiB of source)");
-Console.WriteLine($"| generator after an unrelated edit | {incremental:F1} | {incremental / compiler:F2} |");
-Console.WriteLine($"| analyzer | {analyzer:F1} | {analyzer / compiler:F2} |");
-Console.WriteLine($"generator: full run {(generator < 50 ? "within" : "OVER")} and after an unrelated edit {(incremental < 50 ? "within" : "OVER")} the 50 ms target");
 return 0;
 
 static string Model(int blocks)

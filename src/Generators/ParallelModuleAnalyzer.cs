@@ -3,6 +3,8 @@ using System.Collections.Concurrent;
 using System.Collections.Immutable;
 using System.Linq;
 using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CSharp;
+using Microsoft.CodeAnalysis.CSharp.Syntax;
 using Microsoft.CodeAnalysis.Diagnostics;
 using Microsoft.CodeAnalysis.Operations;
 using ModelParallel.Generators.Model;
@@ -34,7 +36,10 @@ namespace ModelParallel.Generators
                 start.RegisterSymbolAction(symbol => Analyze(symbol, attribute, pages), SymbolKind.NamedType);
                 var loss = start.Compilation.GetTypeByMetadataName("ModelParallel.Layers.VocabParallelLoss");
                 var outputs = new ConcurrentDictionary<INamedTypeSymbol, string?>(SymbolEqualityComparer.Default);
-                start.RegisterOperationAction(operation => CheckModuleCall(operation, attribute, loss, outputs, pages), OperationKind.Invocation);
+                // A syntax action, not an operation action: the analyzer driver would otherwise build the operation tree of
+                // every method body of the project. Only calls named forward or call are bound, mostly in bodies the
+                // class reads above have bound already.
+                start.RegisterSyntaxNodeAction(node => CheckModuleCall(node, attribute, loss, outputs, pages), SyntaxKind.InvocationExpression);
             });
         }
 
@@ -42,15 +47,25 @@ namespace ModelParallel.Generators
         /// MP0019: <c>forward</c> or <c>call</c> of a [ParallelModule] whose output is sharded, from code outside any
         /// [ParallelModule] (inside one, the placement walk carries the shard on).
         /// </summary>
-        private static void CheckModuleCall(OperationAnalysisContext context, INamedTypeSymbol attribute, INamedTypeSymbol? loss,
+        private static void CheckModuleCall(SyntaxNodeAnalysisContext context, INamedTypeSymbol attribute, INamedTypeSymbol? loss,
             ConcurrentDictionary<INamedTypeSymbol, string?> outputs, string? pages)
         {
-            var invocation = (IInvocationOperation)context.Operation;
-            if (invocation.TargetMethod.Name is not ("forward" or "call")) return;
+            var call = (InvocationExpressionSyntax)context.Node;
+            var name = call.Expression switch
+            {
+                MemberAccessExpressionSyntax access => access.Name,
+                MemberBindingExpressionSyntax binding => binding.Name,
+                SimpleNameSyntax simple => simple,
+                _ => null,
+            };
+            // A method named forward or call is invoked by that name (an instance method has no alias).
+            if (name?.Identifier.ValueText is not ("forward" or "call")) return;
+            if (context.SemanticModel.GetOperation(call, context.CancellationToken) is not IInvocationOperation invocation
+                || invocation.TargetMethod.Name is not ("forward" or "call")) return;
             var receiver = invocation.Instance;
             while (receiver is IConversionOperation conversion) receiver = conversion.Operand;
             if (receiver?.Type is not INamedTypeSymbol module || !IsParallelModule(module, attribute)) return;
-            for (var t = context.ContainingSymbol.ContainingType; t is not null; t = t.ContainingType)
+            for (var t = context.ContainingSymbol?.ContainingType; t is not null; t = t.ContainingType)
                 if (IsParallelModule(t, attribute)) return;
             if (ParallelModuleGenerator.Parser.SequenceParallelDeclared(module, attribute))
             {

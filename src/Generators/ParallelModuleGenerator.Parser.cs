@@ -393,11 +393,18 @@ namespace ModelParallel.Generators
                 /// <summary>Every tree whose semantic model the read asked for: what its result depends on beyond the class's declarations.</summary>
                 public IEnumerable<SyntaxTree> Trees => models.Keys;
 
+                /// <summary>
+                /// The tree's semantic model, one per compilation and tree for every read: a model keeps what it has bound, so
+                /// a parent's walk of a sub-module's forward, or the analyzer's read after the generator's, binds nothing again.
+                /// </summary>
                 public SemanticModel Of(SyntaxTree tree)
                 {
-                    if (!models.TryGetValue(tree, out var model)) models[tree] = model = compilation.GetSemanticModel(tree);
+                    if (!models.TryGetValue(tree, out var model))
+                        models[tree] = model = Shared.GetValue(compilation, static _ => new()).GetOrAdd(tree, t => compilation.GetSemanticModel(t));
                     return model;
                 }
+
+                private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Compilation, System.Collections.Concurrent.ConcurrentDictionary<SyntaxTree, SemanticModel>> Shared = new();
             }
 
             /// <summary>The TensorParallelSizes declared on the class's [ParallelModule], if any.</summary>

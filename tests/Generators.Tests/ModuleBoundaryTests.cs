@@ -124,6 +124,20 @@ namespace ModelParallel.Generators.Tests
         }
 
         [Fact]
+        public void MP0019_AConditionalCallIsRefusedToo()
+        {
+            // The analyzer finds these calls by the name written at the call (forward or call): here a member binding.
+            var (source, span) = Marked(Head + """
+                public static class Training
+                {
+                    public static Tensor? Logits(Head? head, Tensor x) => head?[|.forward(x)|];
+                }
+                """);
+            var diagnostic = Assert.Single(GeneratorHarness.Analyze(("Model.cs", source)));
+            Assert.Equal(("MP0019", span), (diagnostic.Id, diagnostic.Location.SourceSpan));
+        }
+
+        [Fact]
         public void AShardedOutputGivenOnlyToTheVocabularyParallelLossIsAccepted()
         {
             var source = Samples.Usings + "using ModelParallel.Layers;\nnamespace Sample {\n" + Head + """
