@@ -29,7 +29,7 @@ CSharpCompilation Compile(string text) => CSharpCompilation.Create("Speed", new[
 // build), then, after warm-up rounds, the steady state of a long-lived host (the IDE, the compiler server) where the
 // generator's and Roslyn's code is fully compiled by the JIT.
 var cold = args.Contains("--cold");
-const int Warmup = 30;
+const int Warmup = 60;
 double Median(Func<double> measure)
 {
     if (!cold) for (int i = 0; i < Warmup; i++) measure();
