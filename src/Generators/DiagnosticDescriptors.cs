@@ -26,6 +26,7 @@ namespace ModelParallel.Generators
         public const string DirectParameterUseId = "MP0018";
         public const string ShardedResultId = "MP0019";
         public const string SequenceInputId = "MP0020";
+        public const string MayReachPartitionId = "MP0021";
         public const string InternalErrorId = "MP0099";
 
         private const string Category = "ModelParallel";
@@ -132,6 +133,12 @@ namespace ModelParallel.Generators
             "'{0}' is [ParallelModule(SequenceParallel = true)]: its forward takes the residual stream split along the sequence (S(-2)) over tp, and code outside any [ParallelModule] would give every rank the whole value; call it from a [ParallelModule] parent, whose walk splits the value it passes in",
             "A sequence-parallel module's forward takes its input split along the sequence, dimension -2: each tp rank holds its slice of the tokens. A [ParallelModule] parent splits the value it passes in where that value is produced. Code outside any [ParallelModule] (a training loop, a plain wrapper) passes the whole value, which every rank would take for its slice.");
 
+        public static readonly DiagnosticDescriptor MayReachPartition = Create(MayReachPartitionId,
+            "A module call through a type that may hold a sharded or sequence-parallel module",
+            "'{0}' is called through '{1}', which may hold '{2}': {3}; call it through the module's own type, so that MP0019 and MP0020 can check the call, or suppress MP0021 where it never holds one",
+            "Code outside any [ParallelModule] that calls forward or call through a base type, an interface, an unsealed class or a type parameter cannot be checked against the module it reaches. When a [ParallelModule] of this compilation that returns a shard, or takes the sequence-parallel stream, converts to that type, the call may give one rank's slice to code that takes it for the whole.",
+            DiagnosticSeverity.Warning);
+
         public static readonly DiagnosticDescriptor InternalError = Create(InternalErrorId,
             "ModelParallel generator failed",
             "The ModelParallel generator failed on '{0}': {1}. No partition was generated; please report this",
@@ -140,7 +147,7 @@ namespace ModelParallel.Generators
         /// <summary>Every descriptor, for the analyzer.</summary>
         public static readonly System.Collections.Immutable.ImmutableArray<DiagnosticDescriptor> All = System.Collections.Immutable.ImmutableArray.Create(
             NotPartial, UnsupportedLayer, ConflictingPlacements, BypassedPartition, LayerNotConstructed, InvalidStagesField, StagesNotBuilt,
-            NotSequential, InvalidStageMarker, NotDivisible, ShardedReduction, PartialNonLinear, PartialEscapes, UnsupportedShardedOperation, ColumnAfterColumn, ReshardInserted, RankDependent, DirectParameterUse, ShardedResult, SequenceInput, InternalError);
+            NotSequential, InvalidStageMarker, NotDivisible, ShardedReduction, PartialNonLinear, PartialEscapes, UnsupportedShardedOperation, ColumnAfterColumn, ReshardInserted, RankDependent, DirectParameterUse, ShardedResult, SequenceInput, MayReachPartition, InternalError);
 
         /// <summary>Whether diagnostics of this ID stop the generator from emitting (errors do; warnings and infos do not).</summary>
         public static bool IsError(string id) => ById(id).DefaultSeverity == DiagnosticSeverity.Error;
@@ -167,6 +174,7 @@ namespace ModelParallel.Generators
             DirectParameterUseId => DirectParameterUse,
             ShardedResultId => ShardedResult,
             SequenceInputId => SequenceInput,
+            MayReachPartitionId => MayReachPartition,
             InternalErrorId => InternalError,
             _ => throw new ArgumentOutOfRangeException(nameof(id), id, "unknown diagnostic"),
         };

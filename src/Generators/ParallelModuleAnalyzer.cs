@@ -36,10 +36,11 @@ namespace ModelParallel.Generators
                 start.RegisterSymbolAction(symbol => Analyze(symbol, attribute, pages), SymbolKind.NamedType);
                 var loss = start.Compilation.GetTypeByMetadataName("ModelParallel.Layers.VocabParallelLoss");
                 var outputs = new ConcurrentDictionary<INamedTypeSymbol, string?>(SymbolEqualityComparer.Default);
+                var modules = new Lazy<ImmutableArray<INamedTypeSymbol>>(() => SourceModules(start.Compilation, attribute));
                 // A syntax action, not an operation action: the analyzer driver would otherwise build the operation tree of
                 // every method body of the project. Only calls named forward or call are bound, mostly in bodies the
                 // class reads above have bound already.
-                start.RegisterSyntaxNodeAction(node => CheckModuleCall(node, attribute, loss, outputs, pages), SyntaxKind.InvocationExpression);
+                start.RegisterSyntaxNodeAction(node => CheckModuleCall(node, attribute, loss, outputs, modules, pages), SyntaxKind.InvocationExpression);
             });
         }
 
@@ -48,10 +49,10 @@ namespace ModelParallel.Generators
         /// [ParallelModule] (inside one, the placement walk carries the shard on).
         /// </summary>
         private static void CheckModuleCall(SyntaxNodeAnalysisContext context, INamedTypeSymbol attribute, INamedTypeSymbol? loss,
-            ConcurrentDictionary<INamedTypeSymbol, string?> outputs, string? pages)
+            ConcurrentDictionary<INamedTypeSymbol, string?> outputs, Lazy<ImmutableArray<INamedTypeSymbol>> modules, string? pages)
         {
             var call = (InvocationExpressionSyntax)context.Node;
-            var name = call.Expression switch
+            var written = call.Expression switch
             {
                 MemberAccessExpressionSyntax access => access.Name,
                 MemberBindingExpressionSyntax binding => binding.Name,
@@ -59,25 +60,72 @@ namespace ModelParallel.Generators
                 _ => null,
             };
             // A method named forward or call is invoked by that name (an instance method has no alias).
-            if (name?.Identifier.ValueText is not ("forward" or "call")) return;
+            if (written?.Identifier.ValueText is not ("forward" or "call")) return;
             if (context.SemanticModel.GetOperation(call, context.CancellationToken) is not IInvocationOperation invocation
                 || invocation.TargetMethod.Name is not ("forward" or "call")) return;
             var receiver = invocation.Instance;
             while (receiver is IConversionOperation conversion) receiver = conversion.Operand;
-            if (receiver?.Type is not INamedTypeSymbol module || !IsParallelModule(module, attribute)) return;
+            if (receiver?.Type is not { } held) return;
             for (var t = context.ContainingSymbol?.ContainingType; t is not null; t = t.ContainingType)
                 if (IsParallelModule(t, attribute)) return;
-            if (ParallelModuleGenerator.Parser.SequenceParallelDeclared(module, attribute))
+            if (held is INamedTypeSymbol named && IsParallelModule(named, attribute))
             {
-                context.ReportDiagnostic(Diagnostic.Create(DiagnosticHelpLinks.For(DiagnosticDescriptors.SequenceInput, pages), invocation.Syntax.GetLocation(), module.Name));
+                if (ParallelModuleGenerator.Parser.SequenceParallelDeclared(named, attribute))
+                {
+                    context.ReportDiagnostic(Diagnostic.Create(DiagnosticHelpLinks.For(DiagnosticDescriptors.SequenceInput, pages), invocation.Syntax.GetLocation(), named.Name));
+                    return;
+                }
+                if (OnlyIntoVocabularyLoss(invocation, loss)) return;
+                if (Sharded(named) is not { } output) return;
+                context.ReportDiagnostic(Diagnostic.Create(DiagnosticHelpLinks.For(DiagnosticDescriptors.ShardedResult, pages), invocation.Syntax.GetLocation(),
+                    $"{named.Name}.{invocation.TargetMethod.Name}", output,
+                    "give it to VocabParallelLoss (Compute, or PipelineExecutor with one), which takes logits sharded on the vocabulary, or end its forward with a layer that returns a whole value"));
                 return;
             }
-            if (OnlyIntoVocabularyLoss(invocation, loss)) return;
-            var output = outputs.GetOrAdd(module, m => ParallelModuleGenerator.Parser.ShardedOutput(m, context.Compilation, context.CancellationToken));
-            if (output is null) return;
-            var descriptor = DiagnosticHelpLinks.For(DiagnosticDescriptors.ShardedResult, pages);
-            context.ReportDiagnostic(Diagnostic.Create(descriptor, invocation.Syntax.GetLocation(), $"{module.Name}.{invocation.TargetMethod.Name}", output,
-                "give it to VocabParallelLoss (Compute, or PipelineExecutor with one), which takes logits sharded on the vocabulary, or end its forward with a layer that returns a whole value"));
+            // Through a base type, an interface, an unsealed class or a type parameter the call may reach a [ParallelModule] of
+            // this compilation that it cannot be checked against: a warning naming the first such module.
+            if (held.IsSealed || held.IsValueType) return;
+            foreach (var module in modules.Value.Where(m => MayHold(held, m, context.Compilation)))
+            {
+                string? why = ParallelModuleGenerator.Parser.SequenceParallelDeclared(module, attribute)
+                    ? $"'{module.Name}' is sequence-parallel, its forward takes the stream split along the sequence, and this code passes it whole"
+                    : OnlyIntoVocabularyLoss(invocation, loss) ? null
+                    : Sharded(module) is { } output ? $"'{module.Name}.{invocation.TargetMethod.Name}' returns a value placed {output} over tp, and this code would take one rank's slice for the whole"
+                    : null;
+                if (why is null) continue;
+                context.ReportDiagnostic(Diagnostic.Create(DiagnosticHelpLinks.For(DiagnosticDescriptors.MayReachPartition, pages), invocation.Syntax.GetLocation(),
+                    call.Expression.ToString(), held.ToMinimalDisplayString(context.SemanticModel, call.SpanStart), module.Name, why));
+                return;
+            }
+
+            string? Sharded(INamedTypeSymbol module) =>
+                outputs.GetOrAdd(module, m => ParallelModuleGenerator.Parser.ShardedOutput(m, context.Compilation, context.CancellationToken));
+        }
+
+        /// <summary>Whether a value of static type <paramref name="held"/> may be a <paramref name="module"/> (for a type parameter: within its constraints).</summary>
+        private static bool MayHold(ITypeSymbol held, INamedTypeSymbol module, Compilation compilation) => held is ITypeParameterSymbol parameter
+            ? !parameter.HasValueTypeConstraint && parameter.ConstraintTypes.All(c => compilation.HasImplicitConversion(module, c))
+            : compilation.HasImplicitConversion(module, held);
+
+        /// <summary>The [ParallelModule] classes declared in this compilation's source (a call through a base type may reach them).</summary>
+        private static ImmutableArray<INamedTypeSymbol> SourceModules(Compilation compilation, INamedTypeSymbol attribute)
+        {
+            var found = ImmutableArray.CreateBuilder<INamedTypeSymbol>();
+            var pending = new System.Collections.Generic.Stack<INamespaceOrTypeSymbol>();
+            pending.Push(compilation.Assembly.GlobalNamespace);
+            while (pending.Count > 0)
+            {
+                foreach (var member in pending.Pop().GetMembers())
+                {
+                    if (member is INamespaceSymbol ns) pending.Push(ns);
+                    else if (member is INamedTypeSymbol type)
+                    {
+                        if (type.TypeKind == TypeKind.Class && IsParallelModule(type, attribute)) found.Add(type);
+                        pending.Push(type);
+                    }
+                }
+            }
+            return found.ToImmutable();
         }
 
         /// <summary>

@@ -41,8 +41,7 @@ namespace ModelParallel.Generators
             {
                 var node = (ClassDeclarationSyntax)syntax.Node;
                 var compilation = syntax.SemanticModel.Compilation;
-                bool cached = FailureInjection is null;
-                if (cached && SpecCache.TryFind(node.SyntaxTree, node.SpanStart, false, compilation, out var known)) return known;
+                if (SpecCache.TryFind(node.SyntaxTree, node.SpanStart, false, compilation, out var known)) return known;
                 var type = syntax.SemanticModel.GetDeclaredSymbol(node, cancellationToken);
                 var attribute = compilation.GetTypeByMetadataName(ParallelModuleAttribute);
                 bool marked = type is not null && attribute is not null && type.GetAttributes().Any(a =>
@@ -55,7 +54,7 @@ namespace ModelParallel.Generators
                     ReadsOnThisThread?.Add(type!.Name);
                     spec = Parse(type!, compilation, cancellationToken, forDiagnostics: false, out read);
                 }
-                if (cached) SpecCache.Store(node.SyntaxTree, node.SpanStart, false, compilation, spec, read);
+                SpecCache.Store(node.SyntaxTree, node.SpanStart, false, compilation, spec, read);
                 return spec;
             }
 
@@ -84,7 +83,7 @@ namespace ModelParallel.Generators
             /// </summary>
             public static ModuleSpec ParseForDiagnostics(INamedTypeSymbol type, Compilation compilation, CancellationToken cancellationToken)
             {
-                if (type.DeclaringSyntaxReferences.FirstOrDefault() is not { } declaration || FailureInjection is not null)
+                if (type.DeclaringSyntaxReferences.FirstOrDefault() is not { } declaration)
                     return Parse(type, compilation, cancellationToken, forDiagnostics: true, out _);
                 if (SpecCache.TryFind(declaration.SyntaxTree, declaration.Span.Start, true, compilation, out var known) && known is not null) return known;
                 var spec = Parse(type, compilation, cancellationToken, forDiagnostics: true, out var read);

@@ -138,6 +138,59 @@ namespace ModelParallel.Generators.Tests
         }
 
         [Fact]
+        public void MP0021_ACallThroughTheBaseTypeOrATypeParameterThatMayReachAShardedOutputIsAWarning()
+        {
+            var (source, spans) = MarkedAll(Head + """
+                public static class Training
+                {
+                    public static Tensor Loss(Head head, Tensor x, Tensor targets)
+                    {
+                        nn.Module<Tensor, Tensor> m = head;
+                        return nn.functional.cross_entropy([|m.forward(x)|], targets);
+                    }
+                    public static Tensor Run<T>(T m, Tensor x) where T : nn.Module<Tensor, Tensor> => [|m.forward(x)|];
+                }
+                """);
+            var diagnostics = GeneratorHarness.Analyze(("Model.cs", source));
+            Assert.Equal(spans.Select(s => ("MP0021", s)), diagnostics.Select(d => (d.Id, d.Location.SourceSpan)));
+            Assert.All(diagnostics, d => Assert.Equal(DiagnosticSeverity.Warning, d.Severity));
+            Assert.StartsWith("'m.forward' is called through 'nn.Module<Tensor, Tensor>', which may hold 'Head': 'Head.forward' returns a value placed S(-1) over tp", diagnostics[0].GetMessage());
+            Assert.StartsWith("'m.forward' is called through 'T', which may hold 'Head'", diagnostics[1].GetMessage());
+        }
+
+        [Fact]
+        public void ACallThroughTheBaseTypeIsAcceptedWhenNoModuleItMayReachIsShardedOrItsOutputGoesToTheVocabularyLoss()
+        {
+            // Only whole outputs in this compilation: nothing a base-typed call may reach is sharded.
+            var wholeOnly = Samples.Usings + "namespace Sample {\n" + Whole + """
+                public sealed class Plain : nn.Module<Tensor, Tensor>
+                {
+                    public Plain() : base("Plain") { }
+                    public override Tensor forward(Tensor x) => x;
+                }
+                public static class Training
+                {
+                    public static Tensor Run(Whole whole, Plain plain, Tensor x)
+                    {
+                        nn.Module<Tensor, Tensor> a = whole;
+                        return a.forward(plain.forward(x));
+                    }
+                }
+                }
+                """;
+            Assert.Empty(GeneratorHarness.Analyze(("Model.cs", wholeOnly)));
+            // A sharded output in the compilation, reached through the base type only by the vocabulary-parallel loss.
+            var intoLoss = Samples.Usings + "using ModelParallel.Layers;\nnamespace Sample {\n" + Head + """
+                public static class Training
+                {
+                    public static Tensor Loss(nn.Module<Tensor, Tensor> m, Tensor x, Tensor targets) => new VocabParallelLoss(16).Compute(m.forward(x), targets);
+                }
+                }
+                """;
+            Assert.Empty(GeneratorHarness.Analyze(("Model.cs", intoLoss)));
+        }
+
+        [Fact]
         public void AShardedOutputGivenOnlyToTheVocabularyParallelLossIsAccepted()
         {
             var source = Samples.Usings + "using ModelParallel.Layers;\nnamespace Sample {\n" + Head + """
@@ -297,6 +350,21 @@ namespace ModelParallel.Generators.Tests
             int start = prefix.Length + markup.IndexOf("[|", System.StringComparison.Ordinal);
             int end = prefix.Length + markup.IndexOf("|]", System.StringComparison.Ordinal) - 2;
             return (prefix + markup.Replace("[|", "").Replace("|]", "") + "\n}\n", new TextSpan(start, end - start));
+        }
+
+        /// <summary>Like <see cref="Marked"/>, for every [| |] in the markup, in order.</summary>
+        private static (string Source, TextSpan[] Spans) MarkedAll(string markup)
+        {
+            var text = Samples.Usings + "namespace Sample {\n" + markup + "\n}\n";
+            var spans = new System.Collections.Generic.List<TextSpan>();
+            while (text.IndexOf("[|", System.StringComparison.Ordinal) is var start and >= 0)
+            {
+                text = text.Remove(start, 2);
+                int end = text.IndexOf("|]", System.StringComparison.Ordinal);
+                text = text.Remove(end, 2);
+                spans.Add(new TextSpan(start, end - start));
+            }
+            return (text, spans.ToArray());
         }
 
         /// <summary>The module compiled as its own assembly (with or without the generator), as a metadata reference.</summary>
