@@ -33,35 +33,6 @@ namespace ModelParallel.Generators
             };
 
             /// <summary>
-            /// The generator's read of a class declaration that carries attributes: its spec when one of them is this
-            /// declaration's [ParallelModule], else null. Served from <see cref="SpecCache"/> when an earlier compilation
-            /// provably read the same, before anything is bound.
-            /// </summary>
-            public static ModuleSpec? Read(GeneratorSyntaxContext syntax, CancellationToken cancellationToken)
-            {
-                var node = (ClassDeclarationSyntax)syntax.Node;
-                var compilation = syntax.SemanticModel.Compilation;
-                if (SpecCache.TryFind(node.SyntaxTree, node.SpanStart, false, compilation, out var known)) return known;
-                var type = syntax.SemanticModel.GetDeclaredSymbol(node, cancellationToken);
-                var attribute = compilation.GetTypeByMetadataName(ParallelModuleAttribute);
-                bool marked = type is not null && attribute is not null && type.GetAttributes().Any(a =>
-                    SymbolEqualityComparer.Default.Equals(a.AttributeClass, attribute)
-                    && a.ApplicationSyntaxReference is { } at && at.SyntaxTree == node.SyntaxTree && node.Span.Contains(at.Span));
-                ModuleSpec? spec = null;
-                IEnumerable<SyntaxTree> read = Array.Empty<SyntaxTree>();
-                if (marked)
-                {
-                    ReadsOnThisThread?.Add(type!.Name);
-                    spec = Parse(type!, compilation, cancellationToken, forDiagnostics: false, out read);
-                }
-                SpecCache.Store(node.SyntaxTree, node.SpanStart, false, compilation, spec, read);
-                return spec;
-            }
-
-            /// <summary>Test seam: when set, the names of the classes <see cref="Read"/> read on this thread, not served by the cache.</summary>
-            [ThreadStatic] internal static List<string>? ReadsOnThisThread;
-
-            /// <summary>
             /// Test seam: called before a class is read, so a test can make the parser fail on a class of its choosing and
             /// check that the failure becomes MP0099 instead of a crash. Null in normal use.
             /// </summary>
@@ -76,20 +47,6 @@ namespace ModelParallel.Generators
             /// <summary>Reads a [ParallelModule] class; shared by the generator and the analyzer. Never throws.</summary>
             public static ModuleSpec Parse(INamedTypeSymbol type, Compilation compilation, CancellationToken cancellationToken) =>
                 Parse(type, compilation, cancellationToken, forDiagnostics: false, out _);
-
-            /// <summary>
-            /// Reads a [ParallelModule] class for its diagnostics alone (the analyzer), or reuses what an earlier
-            /// compilation read of it when <see cref="SpecCache"/> proves it the same. Never throws.
-            /// </summary>
-            public static ModuleSpec ParseForDiagnostics(INamedTypeSymbol type, Compilation compilation, CancellationToken cancellationToken)
-            {
-                if (type.DeclaringSyntaxReferences.FirstOrDefault() is not { } declaration)
-                    return Parse(type, compilation, cancellationToken, forDiagnostics: true, out _);
-                if (SpecCache.TryFind(declaration.SyntaxTree, declaration.Span.Start, true, compilation, out var known) && known is not null) return known;
-                var spec = Parse(type, compilation, cancellationToken, forDiagnostics: true, out var read);
-                SpecCache.Store(declaration.SyntaxTree, declaration.Span.Start, true, compilation, spec, read);
-                return spec;
-            }
 
             /// <summary>
             /// Reads a [ParallelModule] class, for its diagnostics alone when <paramref name="forDiagnostics"/>; <paramref name="read"/>
@@ -157,40 +114,10 @@ namespace ModelParallel.Generators
                         {
                             case IInvocationOperation invocation when node is InvocationExpressionSyntax call:
                                 facts.Sites.TryGetValue(call, out var site);
-                                if (site is DropoutSite dropout)
+                                if (SiteInterception(site, call) is { } planned)
                                 {
-                                    if (Intercept(InterceptionKind.Dropout, new LayerSpec("forward", LayerPlacement.Default), invocation.TargetMethod, call, model, cancellationToken) is { } drop)
-                                        interceptions.Add(drop with { Sharded = dropout.Sharded });
-                                }
-                                else if (site is VocabLossSite)
-                                {
-                                    if (Intercept(InterceptionKind.VocabLoss, new LayerSpec("forward", LayerPlacement.Default), invocation.TargetMethod, call, model, cancellationToken) is { } vocab)
-                                        interceptions.Add(vocab);
-                                }
-                                else if (site is SlicedAttentionSite attention)
-                                {
-                                    if (Intercept(InterceptionKind.SlicedAttention, new LayerSpec("forward", LayerPlacement.Default), invocation.TargetMethod, call, model, cancellationToken) is { } sliced)
-                                        interceptions.Add(sliced with { ShardDim = attention.HeadDim });
-                                }
-                                else if (site is SequenceScatterSite)
-                                {
-                                    if (Intercept(InterceptionKind.SequenceScatter, new LayerSpec(Receiver(call), LayerPlacement.Default), invocation.TargetMethod, call, model, cancellationToken) is { } scatter)
-                                        interceptions.Add(scatter);
-                                }
-                                else if (site is CheckedModuleSite)
-                                {
-                                    if (Intercept(InterceptionKind.CheckedModule, new LayerSpec(Receiver(call), LayerPlacement.Default), invocation.TargetMethod, call, model, cancellationToken) is { } checkedCall)
-                                        interceptions.Add(checkedCall);
-                                }
-                                else if (site is ShardedNormSite norm)
-                                {
-                                    if (Intercept(InterceptionKind.ShardedNorm, new LayerSpec(Receiver(call), LayerPlacement.Default), invocation.TargetMethod, call, model, cancellationToken) is { } normed)
-                                        interceptions.Add(normed with { ShardDim = norm.Dim });
-                                }
-                                else if (site is ShapeSite shape)
-                                {
-                                    if (Intercept(InterceptionKind.ShardedView, new LayerSpec("forward", LayerPlacement.Default), invocation.TargetMethod, call, model, cancellationToken) is { } view)
-                                        interceptions.Add(view with { Shape = shape.Method, ShardDim = shape.Dim, InputShardDim = shape.InputDim });
+                                    if (Intercept(planned.Kind, new LayerSpec(planned.Layer, LayerPlacement.Default), invocation.TargetMethod, call, model, cancellationToken) is { } spec)
+                                        interceptions.Add(planned.Complete(spec));
                                 }
                                 else if (!ReadPipelineInvocation(type, layers, stages, invocation, call, model, models.Known, interceptions, cancellationToken))
                                     ReadInvocation(type, layers, stages, facts, sizes, invocation, call, model, models.Known, interceptions, constructed, diagnostics, cancellationToken);
@@ -405,6 +332,22 @@ namespace ModelParallel.Generators
 
                 private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Compilation, System.Collections.Concurrent.ConcurrentDictionary<SyntaxTree, SemanticModel>> Shared = new();
             }
+
+            /// <summary>
+            /// The interception a site of the placement walk asks for: its kind, the layer name it reports, and what the site
+            /// adds to the spec. Null for layer and pipeline calls and plain calls, which are read apart.
+            /// </summary>
+            private static (InterceptionKind Kind, string Layer, Func<InterceptionSpec, InterceptionSpec> Complete)? SiteInterception(Site? site, InvocationExpressionSyntax call) => site switch
+            {
+                DropoutSite dropout => (InterceptionKind.Dropout, "forward", spec => spec with { Sharded = dropout.Sharded }),
+                VocabLossSite => (InterceptionKind.VocabLoss, "forward", spec => spec),
+                SlicedAttentionSite attention => (InterceptionKind.SlicedAttention, "forward", spec => spec with { ShardDim = attention.HeadDim }),
+                SequenceScatterSite => (InterceptionKind.SequenceScatter, Receiver(call), spec => spec),
+                CheckedModuleSite => (InterceptionKind.CheckedModule, Receiver(call), spec => spec),
+                ShardedNormSite norm => (InterceptionKind.ShardedNorm, Receiver(call), spec => spec with { ShardDim = norm.Dim }),
+                ShapeSite shape => (InterceptionKind.ShardedView, "forward", spec => spec with { Shape = shape.Method, ShardDim = shape.Dim, InputShardDim = shape.InputDim }),
+                _ => null,
+            };
 
             /// <summary>The TensorParallelSizes declared on the class's [ParallelModule], if any.</summary>
             private static int[] DeclaredSizes(INamedTypeSymbol type, KnownTypes known)

@@ -1,0 +1,61 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using System.Threading;
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CSharp;
+using Microsoft.CodeAnalysis.CSharp.Syntax;
+using ModelParallel.Generators.Caching;
+using ModelParallel.Generators.Model;
+
+namespace ModelParallel.Generators
+{
+    public sealed partial class ParallelModuleGenerator
+    {
+        internal static partial class Parser
+        {
+            /// <summary>
+            /// The generator's read of a class declaration that carries attributes: its spec when one of them is this
+            /// declaration's [ParallelModule], else null. Served from <see cref="SpecCache"/> when an earlier compilation
+            /// provably read the same, before anything is bound.
+            /// </summary>
+            public static ModuleSpec? Read(GeneratorSyntaxContext syntax, CancellationToken cancellationToken)
+            {
+                var node = (ClassDeclarationSyntax)syntax.Node;
+                var compilation = syntax.SemanticModel.Compilation;
+                if (SpecCache.TryFind(node.SyntaxTree, node.SpanStart, false, compilation, out var known)) return known;
+                var type = syntax.SemanticModel.GetDeclaredSymbol(node, cancellationToken);
+                var attribute = compilation.GetTypeByMetadataName(ParallelModuleAttribute);
+                bool marked = type is not null && attribute is not null && type.GetAttributes().Any(a =>
+                    SymbolEqualityComparer.Default.Equals(a.AttributeClass, attribute)
+                    && a.ApplicationSyntaxReference is { } at && at.SyntaxTree == node.SyntaxTree && node.Span.Contains(at.Span));
+                ModuleSpec? spec = null;
+                IEnumerable<SyntaxTree> read = Array.Empty<SyntaxTree>();
+                if (marked)
+                {
+                    ReadsOnThisThread?.Add(type!.Name);
+                    spec = Parse(type!, compilation, cancellationToken, forDiagnostics: false, out read);
+                }
+                SpecCache.Store(node.SyntaxTree, node.SpanStart, false, compilation, spec, read);
+                return spec;
+            }
+
+            /// <summary>
+            /// Reads a [ParallelModule] class for its diagnostics alone (the analyzer), or reuses what an earlier
+            /// compilation read of it when <see cref="SpecCache"/> proves it the same. Never throws.
+            /// </summary>
+            public static ModuleSpec ParseForDiagnostics(INamedTypeSymbol type, Compilation compilation, CancellationToken cancellationToken)
+            {
+                if (type.DeclaringSyntaxReferences.FirstOrDefault() is not { } declaration)
+                    return Parse(type, compilation, cancellationToken, forDiagnostics: true, out _);
+                if (SpecCache.TryFind(declaration.SyntaxTree, declaration.Span.Start, true, compilation, out var known) && known is not null) return known;
+                var spec = Parse(type, compilation, cancellationToken, forDiagnostics: true, out var read);
+                SpecCache.Store(declaration.SyntaxTree, declaration.Span.Start, true, compilation, spec, read);
+                return spec;
+            }
+
+            /// <summary>Test seam: when set, the names of the classes <see cref="Read"/> read on this thread, not served by the cache.</summary>
+            [ThreadStatic] internal static List<string>? ReadsOnThisThread;
+        }
+    }
+}
