@@ -50,8 +50,20 @@ int Child(string variant, int steps)
     torch.set_num_threads(1);
     var mesh = new MeshShape(tp: variant == "single" ? 1 : 2);
     return ChildProcess.Report(Ranks.Run(mesh, c => StepTiming.Stack(Stack(_ => variant == "hand-written"
-        ? new HandWrittenBlock(Width, Hidden, c.TensorParallel)
+        ? HandWritten(c.TensorParallel)
         : new GeneratedBlock(Width, Hidden)), new[] { Batch, Width }, steps)));
+}
+
+// The hand-written shards come from torch's global generator, which rank threads share, so the ranks' draws would
+// differ and the optimizer's check of replicated parameters (which cannot know these are shards) would refuse them.
+// Every rank draws its block from the same seed, one rank at a time: equal values, which a timing does not mind.
+HandWrittenBlock HandWritten(ModelParallel.Communication.ICommunicator tp)
+{
+    lock (typeof(HandWrittenBlock))
+    {
+        torch.manual_seed(17);
+        return new HandWrittenBlock(Width, Hidden, tp);
+    }
 }
 
 nn.Module<Tensor, Tensor> Stack(Func<int, nn.Module<Tensor, Tensor>> block) =>
