@@ -69,7 +69,11 @@ namespace ModelParallel.Generators.Tests
                 "// a comment outside any body\n" + Block,
             }),
             ("Net.cs", new[] { Net, Net.Replace("b1.forward(helper.forward(b0.forward(x)))", "helper.forward(b1.forward(b0.forward(x)))") }),
-            ("Helper.cs", new[] { Helper, Helper.Replace("public sealed class Helper", "public class Helper"), Helper.Replace("x * 2", "x * 3") }),
+            ("Helper.cs", new[]
+            {
+                Helper, Helper.Replace("public sealed class Helper", "public class Helper"), Helper.Replace("x * 2", "x * 3"),
+                Helper.Replace("public override Tensor forward(Tensor x) => x * 2;", "public override Tensor forward(Tensor x)\n{\n#nullable disable\nreturn x * 2;\n}"),
+            }),
             ("Other.cs", new[] { Other, Other.Replace("=> 1", "=> 2") }),
             ("Inert.cs", new[] { null, "namespace Sample { public static class Unrelated { public static int Answer => 42; } }" }),
             ("Shadow.cs", new[] { null, "namespace Sample { public sealed class Linear { } }" }),
@@ -92,6 +96,7 @@ namespace ModelParallel.Generators.Tests
         [InlineData("Block.cs", 1)] // the body of Block.forward, which Net's walk reads
         [InlineData("Block.cs", 2)] // Block's file, which Net's walk reads
         [InlineData("Helper.cs", 1)] // Helper no longer sealed: Net's call must be checked at run time
+        [InlineData("Helper.cs", 3)] // a directive inside a body: #nullable holds for the declarations after it
         [InlineData("Shadow.cs", 1)] // a new Sample.Linear: Block's fields are no longer torch layers
         [InlineData("Space.cs", 1)] // a new namespace Sample.nn: nn.Module no longer means torch's
         [InlineData("Part.cs", 1)] // another part of Net, with a layer

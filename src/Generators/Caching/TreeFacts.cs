@@ -62,8 +62,8 @@ namespace ModelParallel.Generators.Caching
         }
 
         /// <summary>
-        /// The tree's tokens and directives outside member bodies. Two versions of a file with the same outline declare the
-        /// same things: an edit inside bodies changes nothing that code in another tree binds to.
+        /// The tree's tokens outside member bodies, and all its directives. Two versions of a file with the same outline
+        /// declare the same things: an edit inside bodies changes nothing that code in another tree binds to.
         /// </summary>
         public string Outline => outline ??= BuildOutline(tree.GetRoot());
 
@@ -73,11 +73,10 @@ namespace ModelParallel.Generators.Caching
         private static string BuildOutline(SyntaxNode root)
         {
             var text = new StringBuilder();
-            foreach (var token in root.DescendantTokens(n => !IsBody(n)))
-            {
-                foreach (var trivia in token.LeadingTrivia) if (trivia.IsDirective) text.Append(trivia.ToString()).Append('\n');
-                text.Append(token.Text).Append(' ');
-            }
+            foreach (var token in root.DescendantTokens(n => !IsBody(n))) text.Append(token.Text).Append(' ');
+            // Every directive, in bodies too: a #nullable in a body holds for the declarations after it.
+            foreach (var directive in root.DescendantTrivia(descendIntoTrivia: true).Where(t => t.IsDirective))
+                text.Append('\n').Append(directive.ToString());
             return text.ToString();
         }
 
