@@ -45,8 +45,9 @@ namespace ModelParallel.Generators
         }
 
         /// <summary>
-        /// MP0019: <c>forward</c> or <c>call</c> of a [ParallelModule] whose output is sharded, from code outside any
-        /// [ParallelModule] (inside one, the placement walk carries the shard on).
+        /// MP0019 / MP0020: <c>forward</c> or <c>call</c>, from code outside any [ParallelModule] (inside one, the placement
+        /// walk carries the shard on), of a [ParallelModule] whose output is sharded or that is sequence-parallel; MP0021 when
+        /// the call goes through a type that may hold one of this compilation's such modules.
         /// </summary>
         private static void CheckModuleCall(SyntaxNodeAnalysisContext context, INamedTypeSymbol attribute, INamedTypeSymbol? loss,
             ConcurrentDictionary<INamedTypeSymbol, string?> outputs, Lazy<ImmutableArray<INamedTypeSymbol>> modules, string? pages)
@@ -85,11 +86,12 @@ namespace ModelParallel.Generators
             // Through a base type, an interface, an unsealed class or a type parameter the call may reach a [ParallelModule] of
             // this compilation that it cannot be checked against: a warning naming the first such module.
             if (held.IsSealed || held.IsValueType) return;
+            bool intoLoss = OnlyIntoVocabularyLoss(invocation, loss); // a fact of the call, not of the module it may reach
             foreach (var module in modules.Value.Where(m => MayHold(held, m, context.Compilation)))
             {
                 string? why = ParallelModuleGenerator.Parser.SequenceParallelDeclared(module, attribute)
                     ? $"'{module.Name}' is sequence-parallel, its forward takes the stream split along the sequence, and this code passes it whole"
-                    : OnlyIntoVocabularyLoss(invocation, loss) ? null
+                    : intoLoss ? null
                     : Sharded(module) is { } output ? $"'{module.Name}.{invocation.TargetMethod.Name}' returns a value placed {output} over tp, and this code would take one rank's slice for the whole"
                     : null;
                 if (why is null) continue;

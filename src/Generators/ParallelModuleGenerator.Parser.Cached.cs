@@ -25,10 +25,9 @@ namespace ModelParallel.Generators
                 var compilation = syntax.SemanticModel.Compilation;
                 if (SpecCache.TryFind(node.SyntaxTree, node.SpanStart, false, compilation, out var known)) return known;
                 var type = syntax.SemanticModel.GetDeclaredSymbol(node, cancellationToken);
-                var attribute = compilation.GetTypeByMetadataName(ParallelModuleAttribute);
-                bool marked = type is not null && attribute is not null && type.GetAttributes().Any(a =>
-                    SymbolEqualityComparer.Default.Equals(a.AttributeClass, attribute)
-                    && a.ApplicationSyntaxReference is { } at && at.SyntaxTree == node.SyntaxTree && node.Span.Contains(at.Span));
+                // Only the declaration that carries [ParallelModule] is read; the class's other parts give null.
+                bool marked = type is not null && ParallelModuleOf(type, compilation.GetTypeByMetadataName(ParallelModuleAttribute)) is
+                    { ApplicationSyntaxReference: { } at } && at.SyntaxTree == node.SyntaxTree && node.Span.Contains(at.Span);
                 ModuleSpec? spec = null;
                 IEnumerable<SyntaxTree> read = Array.Empty<SyntaxTree>();
                 if (marked)

@@ -6,7 +6,6 @@ using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.CSharp;
 using Microsoft.CodeAnalysis.CSharp.Syntax;
 using Microsoft.CodeAnalysis.Operations;
-using ModelParallel.Generators.Caching;
 using ModelParallel.Generators.Model;
 
 namespace ModelParallel.Generators

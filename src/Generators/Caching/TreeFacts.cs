@@ -10,7 +10,7 @@ using Microsoft.CodeAnalysis.CSharp.Syntax;
 namespace ModelParallel.Generators.Caching
 {
     /// <summary>
-    /// What <see cref="CompilationChange"/> needs to know of one syntax tree, computed once per tree instance (a tree is
+    /// What <see cref="CompilationSnapshot"/> needs to know of one syntax tree, computed once per tree instance (a tree is
     /// immutable, so its facts are too): the names it mentions, its text with every member body removed, and the
     /// declarations it adds to a compilation.
     /// </summary>
