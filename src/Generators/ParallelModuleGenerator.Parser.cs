@@ -325,9 +325,13 @@ namespace ModelParallel.Generators
                 public SemanticModel Of(SyntaxTree tree)
                 {
                     if (!models.TryGetValue(tree, out var model))
-                        models[tree] = model = Shared.GetValue(compilation, static _ => new()).GetOrAdd(tree, t => compilation.GetSemanticModel(t));
+                        models[tree] = model = For(compilation, tree);
                     return model;
                 }
+
+                /// <summary>The one semantic model of <paramref name="tree"/> in <paramref name="compilation"/> that every read shares.</summary>
+                public static SemanticModel For(Compilation compilation, SyntaxTree tree) =>
+                    Shared.GetValue(compilation, static _ => new()).GetOrAdd(tree, t => compilation.GetSemanticModel(t));
 
                 private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Compilation, System.Collections.Concurrent.ConcurrentDictionary<SyntaxTree, SemanticModel>> Shared = new();
             }

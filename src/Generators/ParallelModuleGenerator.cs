@@ -22,9 +22,9 @@ namespace ModelParallel.Generators
             var modules = context.SyntaxProvider
                 .CreateSyntaxProvider(
                     static (node, _) => node is ClassDeclarationSyntax { AttributeLists.Count: > 0 },
-                    static (syntax, cancellationToken) => Parser.Read(syntax, cancellationToken))
-                .Where(static module => module is not null)
-                .Select(static (module, _) => module!)
+                    static (syntax, _) => ((ClassDeclarationSyntax)syntax.Node, syntax.SemanticModel.Compilation))
+                .Collect()
+                .SelectMany(static (declarations, cancellationToken) => Parser.ReadAll(declarations, cancellationToken))
                 .WithTrackingName(TrackingNames.ParallelModules);
 
             // Implementation output: the interceptors and the IPartitionedModule implementation matter to the build, not to
