@@ -130,6 +130,34 @@ namespace ModelParallel.Tests
         }
 
         [Fact]
+        public void AnInferenceTensorReducedOutsideInferenceModeFailsAsAnExceptionNotACrash()
+        {
+            // An inference tensor has no version counter: libtorch refuses an in-place write to it outside inference mode.
+            // The small path records its write through libtorch's own bump_version, which would throw that refusal as a C++
+            // exception through a native frame (ending the process); it must come back as a .NET exception instead.
+            var failure = Assert.Throws<RankFailedException>(() => Ranks.Run(new MeshShape(tp: 2), context =>
+            {
+                torch.Tensor frozen;
+                using (torch.inference_mode()) frozen = torch.ones(16);
+                context.TensorParallel.AllReduce(frozen);
+            }));
+            Assert.Contains("inference", failure.ToString(), StringComparison.OrdinalIgnoreCase);
+        }
+
+        [Fact]
+        public void InsideInferenceModeTheSmallPathReducesAnInferenceTensor()
+        {
+            var sums = Ranks.Run(new MeshShape(tp: 2), context =>
+            {
+                using var inference = torch.inference_mode();
+                var t = torch.full(16, context.Rank + 1f);
+                context.TensorParallel.AllReduce(t);
+                return t.data<float>().ToArray();
+            });
+            foreach (var sum in sums) Assert.All(sum, value => Assert.Equal(3f, value));
+        }
+
+        [Fact]
         public void BroadcastOfIntegersTakesTheSmallPathToo()
         {
             var results = Ranks.Run(new MeshShape(tp: 3), context =>

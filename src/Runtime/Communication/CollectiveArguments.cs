@@ -68,6 +68,29 @@ namespace ModelParallel.Communication
         }
 
         /// <summary>"float32[2, 3]".</summary>
-        public static string Shape(torch.Tensor tensor) => $"{tensor.dtype.ToString().ToLowerInvariant()}[{string.Join(", ", tensor.shape)}]";
+        public static string Shape(torch.Tensor tensor) => Shape(new TensorFacts(tensor));
+
+        /// <summary>
+        /// "float32[2, 3]", from the facts: every collective describes its tensor so the ranks can compare, and through
+        /// <c>tensor.shape</c> (an array from a native call) and the dtype's name made anew, that took 1-2 µs, as long as a
+        /// whole 1K collective between threads.
+        /// </summary>
+        public static string Shape(TensorFacts facts)
+        {
+            var text = new System.Runtime.CompilerServices.DefaultInterpolatedStringHandler(2, 0, System.Globalization.CultureInfo.InvariantCulture);
+            text.AppendLiteral(TypeName(facts.Type));
+            text.AppendLiteral("[");
+            for (int d = 0, dimensions = facts.Dimensions; d < dimensions; d++)
+            {
+                if (d > 0) text.AppendLiteral(", ");
+                text.AppendFormatted(facts.Size(d));
+            }
+            text.AppendLiteral("]");
+            return text.ToStringAndClear();
+        }
+
+        private static readonly System.Collections.Concurrent.ConcurrentDictionary<torch.ScalarType, string> TypeNames = new();
+
+        private static string TypeName(torch.ScalarType type) => TypeNames.GetOrAdd(type, t => t.ToString().ToLowerInvariant());
     }
 }
