@@ -25,6 +25,20 @@ namespace ModelParallel.Benchmarks
         /// <summary>This benchmark's own dll under <c>mpiexec -n 2 -bind-to core</c>, as a user would start it.</summary>
         public static double Mpi(string arguments, int processes = 2) => Run("mpiexec", $"-n {processes} -bind-to core dotnet \"{Self}\" {arguments}");
 
+        /// <summary>
+        /// <paramref name="copies"/> copies of one measurement at once, each bound to its own CPU (<c>taskset</c>, as
+        /// <c>-bind-to core</c> binds a rank), sharing nothing but the machine: the slowest copy's value. Against one copy
+        /// alone, this is the most two ranks on this machine can scale by, whatever they run.
+        /// </summary>
+        public static double Together(string arguments, int copies = 2)
+        {
+            var runs = Enumerable.Range(0, copies)
+                .Select(cpu => System.Threading.Tasks.Task.Run(() => Run("taskset", $"-c {cpu} dotnet \"{Self}\" {arguments}")))
+                .ToArray();
+            System.Threading.Tasks.Task.WaitAll(runs);
+            return runs.Max(run => run.Result);
+        }
+
         /// <summary>Any program; the value of its first "RESULT " line.</summary>
         public static double Run(string program, string arguments)
         {
