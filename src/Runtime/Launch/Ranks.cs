@@ -77,6 +77,7 @@ namespace ModelParallel
             options ??= new RunOptions();
             // Before any rank starts: a [ParallelModule] type the generator never partitioned would train unsharded.
             PartitionCheck.ThrowIfUnpartitioned(caller.Module.Assembly, mesh);
+            if (mesh.World > 1 && options.KeepFreedMemory) AllocatorSettings.KeepFreedMemory();
             if (MpiLaunch.IsUnderMpi) return MpiLaunch.Run(mesh, body, options);
             UnrecoverableFailures.Install();
             var results = new T[mesh.World];

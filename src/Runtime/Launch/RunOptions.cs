@@ -13,6 +13,15 @@ namespace ModelParallel
         public int ThreadsPerRank { get; init; } = 1;
 
         /// <summary>
+        /// Whether a run of more than one rank sets glibc's allocator (Linux) to keep freed memory for reuse: one arena, no
+        /// separate mapping for large blocks, no trimming. Steps then stop faulting in the pages of their large tensors anew
+        /// (a GPT step at tp = 2 on threads: 9 % faster, a third fewer page faults), and the process stays at its peak
+        /// size. On by default; set once per process, at its first parallel run, and not undone. Single-device runs
+        /// (a mesh of one rank) never change it.
+        /// </summary>
+        public bool KeepFreedMemory { get; init; } = true;
+
+        /// <summary>
         /// Model chunks per pipeline rank (virtual stages) a [PipelineStages] list is split into: 1 for GPipe and
         /// 1F1B, more for the interleaved schedule. It must match the schedule the model is run with.
         /// </summary>
