@@ -25,7 +25,7 @@ namespace ModelParallel.Benchmarks
             {
                 var model = new GptModel(config, config.PaddedVocabulary(1));
                 var loss = new VocabParallelLoss(config.Vocabulary);
-                var adam = torch.optim.AdamW(model.parameters(), lr: 3e-4, beta1: 0.9, beta2: 0.95, weight_decay: 0.01);
+                var adam = new InPlaceAdamW(model.parameters(), lr: 3e-4, beta1: 0.9, beta2: 0.95, weight_decay: 0.01);
                 using var tokens = torch.randint(config.Vocabulary, new[] { 16L, config.Context + 1 }, generator: new torch.Generator(7));
                 using var input = tokens.narrow(1, 0, config.Context).contiguous();
                 using var target = tokens.narrow(1, 1, config.Context).contiguous();

@@ -32,7 +32,7 @@ namespace ModelParallel.Benchmarks
         {
             var context = RankContext.Current!;
             var averaging = context.Mesh.Dp > 1 ? DataParallelGradients.Attach(model) : null;
-            var optimizer = torch.optim.Adam(model.parameters(), lr: 1e-4);
+            var optimizer = new InPlaceAdam(model.parameters(), lr: 1e-4);
             using var generator = new torch.Generator(3);
             using var whole = torch.empty(input).normal_(0, 1, generator);
             long rows = input[0] / context.Mesh.Dp;

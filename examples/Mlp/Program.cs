@@ -129,7 +129,7 @@ static class Task
 
     public static List<double> Train(ResidualMlp model, Tensor inputs, Tensor targets, ExampleOptions o, Replica replica, bool log = false)
     {
-        var optimizer = torch.optim.Adam(model.parameters(), lr: 1e-3);
+        var optimizer = new InPlaceAdam(model.parameters(), lr: 1e-3);
         var pipeline = o.Pipelined && RankContext.Current is not null
             ? new PipelineExecutor(model, PipelineSchedule.Create(o.Schedule, o.Pp, o.Microbatches, o.VirtualStages), (p, t) => nn.functional.mse_loss(p, t))
             : null;

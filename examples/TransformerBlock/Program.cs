@@ -66,7 +66,7 @@ Stack NewModel() => new(depth, width, heads, hidden);
 
 List<double> Train(Stack model, Tensor inputs, Tensor targets, bool log)
 {
-    var optimizer = torch.optim.Adam(model.parameters(), lr: 1e-3);
+    var optimizer = new InPlaceAdam(model.parameters(), lr: 1e-3);
     var losses = new List<double>();
     for (int step = 0; step < steps; step++)
     {

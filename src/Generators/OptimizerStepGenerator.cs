@@ -21,6 +21,11 @@ namespace ModelParallel.Generators
 
         private static readonly SymbolDisplayFormat TypeFormat = SymbolDisplayFormat.FullyQualifiedFormat;
 
+        // The closure's type as the method declares it, '?' included: an override annotated Func<Tensor>? needs an
+        // interceptor of the same nullability (CS9159), and TorchSharp's own, unannotated, prints without one.
+        private static readonly SymbolDisplayFormat ClosureFormat =
+            TypeFormat.AddMiscellaneousOptions(SymbolDisplayMiscellaneousOptions.IncludeNullableReferenceTypeModifier);
+
         /// <summary>One intercepted call: its location, where it is for people, and the method's receiver and closure types.</summary>
         internal readonly record struct StepSite(int Version, string Data, string Where, string ReceiverType, string ClosureType);
 
@@ -53,7 +58,7 @@ namespace ModelParallel.Generators
             var line = call.GetLocation().GetLineSpan();
             var where = $"{System.IO.Path.GetFileName(line.Path)}({line.StartLinePosition.Line + 1},{line.StartLinePosition.Character + 1})";
             return new StepSite(location.Version, location.Data, where,
-                method.ContainingType.ToDisplayString(TypeFormat), method.Parameters[0].Type.ToDisplayString(TypeFormat));
+                method.ContainingType.ToDisplayString(TypeFormat), method.Parameters[0].Type.ToDisplayString(ClosureFormat));
         }
 
         internal static string Write(ImmutableArray<StepSite> sites)

@@ -42,6 +42,29 @@ namespace ModelParallel.Generators.Tests
         }
 
         [Fact]
+        public void AnOverrideWithANullableClosureGetsAnInterceptorOfTheSameNullability()
+        {
+            const string Subclass = Samples.Usings + """
+                namespace Sample
+                {
+                    public sealed class Quiet : TorchSharp.Modules.Adam
+                    {
+                        public Quiet(System.Collections.Generic.IEnumerable<TorchSharp.Modules.Parameter> parameters) : base(parameters) { }
+                        public override Tensor step(System.Func<Tensor>? closure = null) => base.step(closure);
+                    }
+
+                    public static class Training
+                    {
+                        public static void Step(Quiet quiet) => quiet.step();
+                    }
+                }
+                """;
+            var (sources, diagnostics) = Run(GeneratorHarness.References.Value, Subclass);
+            Assert.Empty(diagnostics.Where(d => d.Severity >= DiagnosticSeverity.Warning));
+            Assert.Contains("this global::Sample.Quiet self, global::System.Func<global::TorchSharp.torch.Tensor>? closure)", Assert.Single(sources).SourceText.ToString());
+        }
+
+        [Fact]
         public void AProjectWithoutTheRuntimeGetsNoInterceptors()
         {
             var withoutRuntime = GeneratorHarness.References.Value
@@ -50,10 +73,10 @@ namespace ModelParallel.Generators.Tests
             Assert.Empty(sources);
         }
 
-        private static (ImmutableArray<GeneratedSourceResult> Sources, ImmutableArray<Diagnostic> Diagnostics) Run(ImmutableArray<MetadataReference> references)
+        private static (ImmutableArray<GeneratedSourceResult> Sources, ImmutableArray<Diagnostic> Diagnostics) Run(ImmutableArray<MetadataReference> references, string source = Loop)
         {
             var compilation = CSharpCompilation.Create("Sample",
-                new[] { CSharpSyntaxTree.ParseText(Loop, GeneratorHarness.ParseOptions, "Loop.cs") }, references,
+                new[] { CSharpSyntaxTree.ParseText(source, GeneratorHarness.ParseOptions, "Loop.cs") }, references,
                 new CSharpCompilationOptions(OutputKind.DynamicallyLinkedLibrary, nullableContextOptions: NullableContextOptions.Enable));
             var driver = CSharpGeneratorDriver.Create(new[] { new OptimizerStepGenerator().AsSourceGenerator() }, parseOptions: GeneratorHarness.ParseOptions)
                 .RunGeneratorsAndUpdateCompilation(compilation, out var output, out _);

@@ -38,7 +38,7 @@ namespace ModelParallel.Examples.Gpt.Training
             loss = new VocabParallelLoss(options.Config.Vocabulary);
             executor = new PipelineExecutor(model, PipelineSchedule.Create(options.Schedule, options.Mesh.Pp, options.Microbatches, options.VirtualStages), loss);
             averaging = options.Mesh.Dp > 1 ? DataParallelGradients.Attach(model) : null;
-            adam = torch.optim.AdamW(model.parameters(), lr: options.LearningRate, beta1: 0.9, beta2: 0.95, weight_decay: 0.01);
+            adam = new InPlaceAdamW(model.parameters(), lr: options.LearningRate, beta1: 0.9, beta2: 0.95, weight_decay: 0.01);
             optimizer = adam;
         }
 

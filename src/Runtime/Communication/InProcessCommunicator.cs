@@ -122,7 +122,7 @@ namespace ModelParallel.Communication
                 }
                 else output.add_(other);
             }
-            if (op == ReduceOp.Average) output.div_(Size);
+            if (op == ReduceOp.Average) output.DivideInPlace(Size);
             group.Arrive(Rank, "ReduceScatter");
             Release();
         }
@@ -242,7 +242,7 @@ namespace ModelParallel.Communication
                 }
                 else accumulator.add_(other);
             }
-            if (op == ReduceOp.Average) accumulator.div_(Size);
+            if (op == ReduceOp.Average) accumulator.DivideInPlace(Size);
             return accumulator;
         }
 

@@ -24,7 +24,8 @@ namespace ModelParallel.Layers
             using var generator = new torch.Generator(stream);
             using var keep = torch.empty(input.shape, torch.float32).bernoulli_(1 - p, generator);
             var mask = keep.to(input.dtype).to(input.device);
-            return inplace ? input.mul_(mask).div_(1 - p) : input * mask / (1 - p);
+            if (inplace) return input.mul_(mask).DivideInPlace(1 - p);
+            return (input * mask).DivideInPlace(1 - p); // in place on the product, which the product's backward does not read
         }
 
         private static ulong Mix(params ulong[] parts)

@@ -13,7 +13,7 @@ var y = torch.randn(16, 8);
 
 float[] Train(TwoLayerMlp model)
 {
-    var optimizer = torch.optim.Adam(model.parameters(), lr: 1e-2);
+    var optimizer = new InPlaceAdam(model.parameters(), lr: 1e-2); // the package's Adam; its step is the intercepted commit point
     var losses = new float[3];
     for (int step = 0; step < losses.Length; step++)
     {

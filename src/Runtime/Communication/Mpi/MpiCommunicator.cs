@@ -91,7 +91,7 @@ namespace ModelParallel.Communication.Mpi
             using var noGrad = torch.no_grad();
             var work = Wire(tensor);
             Allreduce(WireStorage(work), op);
-            if (op == ReduceOp.Average) work.div_(Size);
+            if (op == ReduceOp.Average) work.DivideInPlace(Size);
             tensor.copy_(work);
         }
 
@@ -103,7 +103,7 @@ namespace ModelParallel.Communication.Mpi
         private void Divide(torch.Tensor tensor)
         {
             using var noGrad = torch.no_grad();
-            tensor.div_(Size);
+            tensor.DivideInPlace(Size);
         }
 
         /// <summary>
@@ -201,7 +201,7 @@ namespace ModelParallel.Communication.Mpi
             var blocks = Wire(swapped);
             using var part = torch.empty(new[] { blocks.shape[0] / Size }.Concat(blocks.shape.Skip(1)).ToArray(), blocks.dtype, blocks.device);
             Scatter(WireStorage(blocks), WireStorage(part), op);
-            if (op == ReduceOp.Average) part.div_(Size);
+            if (op == ReduceOp.Average) part.DivideInPlace(Size);
             using var back = part.transpose(0, axis);
             output.copy_(back);
             GC.KeepAlive(blocks);

@@ -1,0 +1,53 @@
+using System;
+using System.Collections.Generic;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace ModelParallel
+{
+    /// <summary>
+    /// <c>torch.optim.AdamW</c> with a step that allocates nothing a step after its first: the same update, bitwise, and the
+    /// same state (checkpoints, <c>state_dict</c>, learning-rate schedulers and parameter groups work as with
+    /// TorchSharp's AdamW), but every scalar is disposed when used and the denominator is written into one scratch buffer
+    /// the size of the largest parameter. TorchSharp's own step leaves a native scalar per operation to the finalizer,
+    /// which keeps glibc from reusing the step's freed tensors, so the heap grows and every step faults its memory in anew.
+    /// </summary>
+    public class InPlaceAdamW : AdamW
+    {
+        private readonly AdamUpdate update = new();
+
+        /// <inheritdoc cref="AdamW(IEnumerable{Parameter}, double, double, double, double, double, bool, bool)"/>
+        public InPlaceAdamW(IEnumerable<Parameter> parameters, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999,
+            double eps = 1e-8, double weight_decay = 0, bool amsgrad = false, bool maximize = false)
+            : base(parameters, lr, beta1, beta2, eps, weight_decay, amsgrad, maximize)
+        {
+        }
+
+        /// <inheritdoc cref="AdamW(IEnumerable{AdamW.ParamGroup}, double, double, double, double, double, bool, bool)"/>
+        public InPlaceAdamW(IEnumerable<ParamGroup> parameters, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999,
+            double eps = 1e-8, double weight_decay = 0, bool amsgrad = false, bool maximize = false)
+            : base(parameters, lr, beta1, beta2, eps, weight_decay, amsgrad, maximize)
+        {
+        }
+
+        /// <inheritdoc/>
+        public override Tensor step(Func<Tensor>? closure = null) => _step<ParamGroup>(group =>
+        {
+            var o = (Options)group.Options;
+            foreach (var param in group.Parameters)
+            {
+                var state = (State)_state[param.Handle];
+                update.Apply(param, state.exp_avg, state.exp_avg_sq, state.max_exp_avg_sq, ref state.step, o.LearningRate!.Value,
+                    o.beta1!.Value, o.beta2!.Value, o.eps!.Value, o.weight_decay!.Value, o.amsgrad!.Value, o.maximize!.Value, decoupledDecay: true);
+            }
+        }, closure);
+
+        /// <inheritdoc/>
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing) update.Dispose();
+            base.Dispose(disposing);
+        }
+    }
+}
