@@ -7,11 +7,12 @@ using static TorchSharp.torch;
 namespace ModelParallel
 {
     /// <summary>
-    /// <c>torch.optim.Adam</c> with a step that allocates nothing a step after its first: the same update, bitwise, and the
-    /// same state (checkpoints, <c>state_dict</c>, learning-rate schedulers and parameter groups work as with
-    /// TorchSharp's Adam), but every scalar is disposed when used and the denominator is written into one scratch buffer
-    /// the size of the largest parameter. TorchSharp's own step leaves a native scalar per operation to the finalizer,
-    /// which keeps glibc from reusing the step's freed tensors, so the heap grows and every step faults its memory in anew.
+    /// <c>torch.optim.Adam</c> with a step that allocates no tensor memory after its first (amsgrad, maximize and L2 weight decay need a
+    /// temporary each, as in TorchSharp): the same update, bitwise, and the same state (checkpoints, <c>state_dict</c>,
+    /// learning-rate schedulers and parameter groups work as with TorchSharp's Adam). Every scalar is disposed when used
+    /// and the denominator is written into one scratch buffer the size of the largest parameter. TorchSharp's own step
+    /// leaves a native scalar per operation to the finalizer, which keeps glibc from reusing the step's freed tensors, so
+    /// the heap grows and every step faults its memory in anew.
     /// </summary>
     public class InPlaceAdam : Adam
     {
