@@ -11,24 +11,15 @@ namespace ModelParallel.Tests
     /// </summary>
     public sealed class AllocatorSettingsTests
     {
-        [StructLayout(LayoutKind.Sequential)]
-        private struct MallocInfo
-        {
-            public nuint Arena, Ordblks, Smblks, Hblks, Hblkhd, Usmblks, Fsmblks, Uordblks, Fordblks, Keepcost;
-        }
-
-        [DllImport("libc")]
-        private static extern MallocInfo mallinfo2();
-
         [Fact]
         public void AfterAParallelRunALargeBlockIsNotMappedOnItsOwn()
         {
             if (!OperatingSystem.IsLinux()) return; // glibc's setting; elsewhere the option does nothing
             Ranks.Run(new MeshShape(tp: 2), _ => { });
-            const nuint bytes = 40u << 20;
-            var before = mallinfo2().Hblkhd;
+            const long bytes = 40L << 20;
+            var before = NativeHeap.MappedBytes;
             var block = Marshal.AllocHGlobal((nint)bytes); // malloc on Unix
-            var during = mallinfo2().Hblkhd;
+            var during = NativeHeap.MappedBytes;
             Marshal.FreeHGlobal(block);
             Assert.True(during < before + bytes, $"a 40 MB block was mapped on its own: bytes in mappings went from {before} to {during}");
         }

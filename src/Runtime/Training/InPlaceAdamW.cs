@@ -36,11 +36,12 @@ namespace ModelParallel
         public override Tensor step(Func<Tensor>? closure = null) => _step<ParamGroup>(group =>
         {
             var o = (Options)group.Options;
+            using var g = new AdamUpdate.Group(o.LearningRate!.Value, o.beta1!.Value, o.beta2!.Value, o.eps!.Value, o.weight_decay!.Value,
+                o.amsgrad!.Value, o.maximize!.Value, decoupledDecay: true);
             foreach (var param in group.Parameters)
             {
                 var state = (State)_state[param.Handle];
-                update.Apply(param, state.exp_avg, state.exp_avg_sq, state.max_exp_avg_sq, ref state.step, o.LearningRate!.Value,
-                    o.beta1!.Value, o.beta2!.Value, o.eps!.Value, o.weight_decay!.Value, o.amsgrad!.Value, o.maximize!.Value, decoupledDecay: true);
+                update.Apply(g, param, state.exp_avg, state.exp_avg_sq, state.max_exp_avg_sq, ref state.step);
             }
         }, closure);
 
