@@ -266,6 +266,65 @@ namespace ModelParallel.Tests
         }
 
         /// <summary>
+        /// Gradients from outside the taps, on processes, where a started bucket is a real MPI_Iallreduce in flight: a weight
+        /// also read directly (MixedUseModel) and two backwards before one Synchronize (TestModel, buckets of 300), each
+        /// step's averaged gradients against one device on the whole batch.
+        /// </summary>
+        public static void UsesOutsideTaps(int dp)
+        {
+            const int batch = 8;
+            using var generator = new torch.Generator(9);
+            var batches = Enumerable.Range(0, 3).Select(_ => (torch.empty(batch, 8).normal_(0, 1, generator), torch.empty(batch, 8).normal_(0, 1, generator))).ToList();
+            torch.manual_seed(5);
+            var mixed = new ReferenceMixedUseModel(8);
+            var shape = new ModelShape(Features: 8, Width: 16, Hidden: 32, Outputs: 8, Depth: 2, Bias: true);
+            var stack = new ReferenceModel(shape);
+            var mixedState = mixed.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone());
+            var stackState = stack.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone());
+            // One device: the whole batch per step for the first; for the second, its two halves, one backward each.
+            var expectedMixed = Steps(mixed, batches.Select(b => new[] { b }).ToList(), null);
+            var expectedStack = Steps(stack, batches.Select(b => new[] { Rows(b, 0, batch / 2), Rows(b, batch / 2, batch / 2) }).ToList(), null);
+
+            Ranks.Run(new MeshShape(dp: dp), context =>
+            {
+                int d = context.Coordinates.Dp, part = batch / dp;
+                var model = new MixedUseModel(8);
+                LogicalState.Load(model, mixedState);
+                var actual = Steps(model, batches.Select(b => new[] { Rows(b, d * part, part) }).ToList(), DataParallel.DataParallelGradients.Attach(model));
+                for (int step = 0; step < 3; step++)
+                    foreach (var (name, g) in expectedMixed[step]) Close(g, actual[step][name], $"weight read directly, step {step + 1}: gradient of {name}");
+                var partitioned = new TestModel(shape);
+                LogicalState.Load(partitioned, stackState);
+                var halves = batches.Select(b => new[] { Rows(b, d * part / 2, part / 2), Rows(b, batch / 2 + d * part / 2, part / 2) }).ToList();
+                actual = Steps(partitioned, halves, DataParallel.DataParallelGradients.Attach(partitioned, bucketElements: 300));
+                for (int step = 0; step < 3; step++)
+                    foreach (var (name, g) in expectedStack[step]) Close(g, actual[step][name], $"two backwards, step {step + 1}: gradient of {name}");
+                context.World.Barrier();
+                if (context.Rank == 0) Console.WriteLine($"uses outside the taps ok on dp={dp}");
+            });
+        }
+
+        private static (Tensor, Tensor) Rows((Tensor X, Tensor Y) b, int start, int length) => (b.X.narrow(0, start, length), b.Y.narrow(0, start, length));
+
+        /// <summary>Adam steps of mean-squared error, each over its micro-batches' summed gradients; every step's (averaged) gradients.</summary>
+        private static List<Dictionary<string, Tensor>> Steps(nn.Module<Tensor, Tensor> model, List<(Tensor X, Tensor Y)[]> steps, DataParallel.DataParallelGradients? averaging)
+        {
+            var optimizer = torch.optim.Adam(model.parameters(), lr: 0.01);
+            var recorded = new List<Dictionary<string, Tensor>>();
+            foreach (var micro in steps)
+            {
+                optimizer.zero_grad();
+#pragma warning disable MP0021 // given whole-output models only (the references, MixedUseModel and TestModel)
+                foreach (var (x, y) in micro) nn.functional.mse_loss(model.forward(x), y).backward();
+#pragma warning restore MP0021
+                averaging?.Synchronize();
+                recorded.Add(model.named_parameters().ToDictionary(p => p.name, p => p.parameter.grad!.clone()));
+                optimizer.step();
+            }
+            return recorded;
+        }
+
+        /// <summary>
         /// The sequence-parallel stack on a dp x tp mesh of processes against its plain single-device form: the mean
         /// loss, this replica's output, every gradient and every parameter after 3 Adam steps.
         /// </summary>

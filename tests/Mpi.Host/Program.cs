@@ -87,6 +87,10 @@ switch (args.FirstOrDefault())
         // equivalence DP TP: the mesh dp x tp (its size must be the process count)
         MpiScenarios.Equivalence(new MeshShape(dp: int.Parse(args[1]), tp: int.Parse(args[2])));
         break;
+    case "uses":
+        // uses DP: gradients from outside the taps (a weight read directly, two backwards) on dp processes
+        MpiScenarios.UsesOutsideTaps(int.Parse(args[1]));
+        break;
     case "sequence":
         // sequence DP TP: the sequence-parallel stack on the mesh dp x tp
         MpiScenarios.SequenceEquivalence(new MeshShape(dp: int.Parse(args[1]), tp: int.Parse(args[2])));
@@ -96,7 +100,7 @@ switch (args.FirstOrDefault())
         MpiScenarios.PipelineEquivalence(new MeshShape(dp: int.Parse(args[1]), pp: int.Parse(args[2]), tp: int.Parse(args[3])), args[4], int.Parse(args[5]));
         break;
     default:
-        Console.Error.WriteLine("usage: ModelParallel.Mpi.Host collectives | fail | indivisible | fault KIND | training-fault KIND | departed-sender | stall | mismatch | equivalence DP TP | sequence DP TP | pipeline DP PP TP SCHEDULE M  (under mpiexec)");
+        Console.Error.WriteLine("usage: ModelParallel.Mpi.Host collectives | fail | indivisible | fault KIND | training-fault KIND | departed-sender | stall | mismatch | equivalence DP TP | uses DP | sequence DP TP | pipeline DP PP TP SCHEDULE M  (under mpiexec)");
         return 2;
 }
 return 0;

@@ -30,6 +30,14 @@ namespace ModelParallel.Tests
             Assert.Contains($"equivalence ok on mesh dp={dp} × pp=1 × tp={tp}", job.Output);
         }
 
+        [Fact]
+        public void GradientsFromOutsideTheTapsAreAveragedToo()
+        {
+            var job = MpiJob.Run(2, "uses 2");
+            Assert.True(job.ExitCode == 0, job.Output);
+            Assert.Contains("uses outside the taps ok on dp=2", job.Output);
+        }
+
         [Theory]
         [InlineData(1, 2)]
         [InlineData(2, 2)]

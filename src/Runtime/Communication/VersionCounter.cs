@@ -17,6 +17,7 @@ namespace ModelParallel.Communication
         // const&). A TorchSharp handle is an at::Tensor*. Where they are not found (another ABI), the write is made instead.
         private static readonly delegate* unmanaged[Cdecl, SuppressGCTransition]<IntPtr, void> bumpVersion;
         private static readonly delegate* unmanaged[Cdecl, SuppressGCTransition]<IntPtr, byte> isInference;
+        private static readonly delegate* unmanaged[Cdecl, SuppressGCTransition]<IntPtr, long> version;
 
         static VersionCounter()
         {
@@ -26,7 +27,28 @@ namespace ModelParallel.Communication
             {
                 bumpVersion = (delegate* unmanaged[Cdecl, SuppressGCTransition]<IntPtr, void>)bump;
                 isInference = (delegate* unmanaged[Cdecl, SuppressGCTransition]<IntPtr, byte>)inference;
+                // at::TensorBase::_version() const; at::Tensor derives from at::TensorBase alone, so the handle is its this.
+                if (NativeLibrary.TryGetExport(library, "_ZNK2at10TensorBase8_versionEv", out var read))
+                    version = (delegate* unmanaged[Cdecl, SuppressGCTransition]<IntPtr, long>)read;
             }
+        }
+
+        /// <summary>Whether <see cref="TryRead"/> can read counters (libtorch's export was found).</summary>
+        public static bool CanRead => version != null;
+
+        /// <summary>
+        /// The number of in-place writes autograd has recorded on <paramref name="tensor"/> (its views included); false for
+        /// an inference tensor, which has no counter, or where libtorch's function was not found.
+        /// </summary>
+        public static bool TryRead(torch.Tensor tensor, out long value)
+        {
+            value = 0;
+            if (version == null) return false;
+            var handle = tensor.Handle;
+            if (isInference(handle) != 0) return false;
+            value = version(handle);
+            GC.KeepAlive(tensor);
+            return true;
         }
 
         /// <summary>Moves <paramref name="tensor"/>'s version counter as an in-place write would, without touching its data.</summary>

@@ -15,6 +15,10 @@ namespace ModelParallel.DataParallel
     /// <see cref="Synchronize"/> (after backward, before the optimizer step) reduces what is left, waits, and
     /// replaces each gradient with its dp average. Sharded and replicated parameters are treated alike: each
     /// rank averages its local shard with the same shard on the other dp replicas.
+    /// A tapped use gives its gradient to the bucket, not to <c>.grad</c>; any other use of the parameter (its weight
+    /// read directly, a weight tied to another layer, a second forward after its bucket started) reaches <c>.grad</c>
+    /// through autograd, and <see cref="Synchronize"/> averages that too, with one more all-reduce when the bucket had
+    /// already started. Such a parameter is not tapped again, so from the next step it costs nothing extra.
     /// Gradients must be zeroed before each step (the usual optimizer.zero_grad()); within a pipeline step the
     /// micro-batches accumulate, and the buckets are held until the last forward (see PipelineExecutor).
     /// </summary>
@@ -24,25 +28,39 @@ namespace ModelParallel.DataParallel
         public const long DefaultBucketElements = 1L << 22;
 
         private readonly ICommunicator communicator;
-        private readonly Dictionary<Parameter, int> indexOf = new(ReferenceEqualityComparer.Instance);
+        private readonly Dictionary<(IntPtr, long), int> indexOf = new(); // by storage: TorchSharp may wrap one parameter twice
         private readonly (int Bucket, int Member)[] slots;
         private readonly int[] expected, arrived;
+        private readonly GradientMark[] marks;
+        private readonly bool[] untapped; // used outside its taps once: averaged after backward from then on
+        private readonly string[] names;
         private readonly List<GradientBucket> buckets = new();
 
         private DataParallelGradients(torch.nn.Module model, RankContext context, long bucketElements)
         {
             communicator = context.DataParallel;
             // Parameters on the meta device belong to layers another pipeline stage runs: nothing to average here.
-            var parameters = model.named_parameters().Where(p => p.parameter.requires_grad && p.parameter.device.type != DeviceType.META).ToList();
-            var tapped = TappedNames(model);
+            var named = model.named_parameters().Where(p => p.parameter.requires_grad && p.parameter.device.type != DeviceType.META).ToList();
+            // A tied weight is listed once per layer that holds it, each time in its own wrapper: it is one gradient, averaged
+            // once, under its first name, and tapped where any of its layers is.
+            var tappedNames = TappedNames(model);
+            var tapped = named.Where(p => tappedNames.Contains(p.name)).Select(p => Storage(p.parameter)).ToHashSet();
+            var parameters = named.DistinctBy(p => Storage(p.parameter)).ToList();
             // Reverse registration order approximates the order gradients become ready in backward.
             var order = parameters.Select((p, i) => (p.name, p.parameter, Index: i)).Reverse().ToList();
             slots = new (int, int)[parameters.Count];
             expected = new int[parameters.Count];
             arrived = new int[parameters.Count];
-            foreach (var group in new[] { order.Where(p => tapped.Contains(p.name)), order.Where(p => !tapped.Contains(p.name)) })
+            marks = new GradientMark[parameters.Count];
+            untapped = new bool[parameters.Count];
+            names = new string[parameters.Count];
+            foreach (var group in new[] { order.Where(p => tapped.Contains(Storage(p.parameter))), order.Where(p => !tapped.Contains(Storage(p.parameter))) })
                 Bucketize(group.Select(p => (p.Index, p.parameter)).ToList(), bucketElements, context.Device);
-            foreach (var (_, parameter, index) in order) indexOf[parameter] = index;
+            foreach (var (name, parameter, index) in order)
+            {
+                indexOf[Storage(parameter)] = index;
+                names[index] = name;
+            }
         }
 
         /// <summary>The gradient averaging of <paramref name="model"/> on this rank's dp axis. Call inside Ranks.Run.</summary>
@@ -54,6 +72,13 @@ namespace ModelParallel.DataParallel
             var gradients = new DataParallelGradients(model, context, bucketElements);
             if (context.Mesh.Dp > 1) context.GradientTaps = gradients;
             return gradients;
+        }
+
+        /// <summary>What identifies a parameter whichever wrapper holds it: its storage address and size.</summary>
+        private static (IntPtr Data, long Elements) Storage(Parameter parameter)
+        {
+            var facts = new TensorFacts(parameter);
+            return (facts.Data, facts.Elements);
         }
 
         /// <summary>How many buckets the parameters were split into.</summary>
@@ -75,27 +100,55 @@ namespace ModelParallel.DataParallel
             if (communicator.Size == 1) return;
             using var noGrad = torch.no_grad();
             StartedDuringBackward = buckets.Count(b => b.Pending is not null);
-            foreach (var bucket in buckets.Where(b => b.Pending is null))
+            // Gradients of started buckets' members that reached .grad outside the taps: reduced on their own below.
+            var late = new List<(int Index, Parameter Parameter, torch.Tensor Gradient)>();
+            foreach (var bucket in buckets)
+            {
+                bool started = bucket.Pending is not null;
+                for (int m = 0; m < bucket.Members.Count; m++)
+                {
+                    var (index, parameter) = bucket.Members[m];
+                    var grad = parameter.grad;
+                    if (expected[index] == 0)
+                    {
+                        // Not tapped this step: autograd's gradient is the whole of it.
+                        var slice = bucket.Slice(m);
+                        if (grad is not null) slice.copy_(grad.reshape(-1));
+                        else slice.zero_();
+                        grad?.Dispose();
+                    }
+                    else if (marks[index].WrittenSince(grad))
+                    {
+                        untapped[index] = true;
+                        if (started) late.Add((index, parameter, grad!));
+                        else
+                        {
+                            bucket.Slice(m).add_(grad!.reshape(-1));
+                            grad!.Dispose();
+                        }
+                    }
+                    else grad?.Dispose();
+                }
+                if (!started) Start(bucket);
+            }
+            foreach (var bucket in buckets) bucket.Pending!.Wait();
+            foreach (var (index, parameter, gradient) in late)
+            {
+                using (CollectiveSite.Enter($"dp gradient of {names[index]}, used outside its layer"))
+                    communicator.AllReduce(gradient, ReduceOp.Average);
+                var (b, m) = slots[index];
+                gradient.add_(buckets[b].Slice(m).view(parameter.shape));
+                gradient.Dispose();
+            }
+            foreach (var bucket in buckets)
             {
                 for (int m = 0; m < bucket.Members.Count; m++)
                 {
                     var (index, parameter) = bucket.Members[m];
-                    if (expected[index] > 0 && arrived[index] == expected[index]) continue;
-                    // Not tapped (or not used through a tap) this step: autograd's gradient is complete now.
-                    var slice = bucket.Slice(m);
-                    if (parameter.grad is { } grad) slice.copy_(grad.reshape(-1));
-                    else slice.zero_();
-                }
-                Start(bucket);
-            }
-            foreach (var bucket in buckets)
-            {
-                bucket.Pending!.Wait();
-                for (int m = 0; m < bucket.Members.Count; m++)
-                {
-                    var parameter = bucket.Members[m].Parameter;
+                    if (late.Count > 0 && late.Any(l => l.Index == index)) continue; // written above
                     var average = bucket.Slice(m).view(parameter.shape);
-                    if (parameter.grad is { } grad) grad.copy_(average);
+                    using var grad = parameter.grad;
+                    if (grad is not null) grad.copy_(average);
                     else parameter.grad = average.clone();
                 }
                 bucket.Buffer.zero_();
@@ -109,20 +162,29 @@ namespace ModelParallel.DataParallel
         /// <summary>In forward: routes the parameter through a tap so its gradient is reported in backward.</summary>
         internal torch.Tensor Tap(Parameter parameter)
         {
-            if (!indexOf.TryGetValue(parameter, out int index)) return parameter;
-            expected[index]++;
+            // No tap where backward will not come (no_grad), where the parameter was seen used outside its taps, where its
+            // bucket's all-reduce already started (a second forward before Synchronize), or where .grad cannot be watched.
+            if (!indexOf.TryGetValue(Storage(parameter), out int index) || untapped[index] || !torch.is_grad_enabled() || !GradientMark.Supported) return parameter;
+            var (b, _) = slots[index];
+            if (buckets[b].Pending is not null) return parameter;
+            if (expected[index]++ == 0) marks[index] = GradientMark.Take(parameter);
             return GradientTap.apply(parameter, this, index);
         }
 
-        /// <summary>In backward: one use's gradient of a parameter; starts the bucket's all-reduce when it is complete.</summary>
-        internal void Arrive(int index, torch.Tensor gradient)
+        /// <summary>
+        /// In backward: one use's gradient of a parameter, added to its bucket; starts the bucket's all-reduce when it is
+        /// complete. False when the bucket has already started: the gradient then goes on to .grad.
+        /// </summary>
+        internal bool Arrive(int index, torch.Tensor gradient)
         {
             var (b, m) = slots[index];
             var bucket = buckets[b];
+            if (bucket.Pending is not null) return false;
             using (torch.no_grad()) bucket.Slice(m).add_(gradient.reshape(-1));
-            if (++arrived[index] != expected[index] || Holding) return;
+            if (++arrived[index] != expected[index] || Holding) return true;
             if (++bucket.Ready == bucket.Members.Count && bucket.Members.All(x => expected[x.Index] > 0))
                 Start(bucket);
+            return true;
         }
 
         /// <summary>

@@ -1,0 +1,119 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using ModelParallel.DataParallel;
+using ModelParallel.Tests.Models;
+using TorchSharp;
+using Xunit;
+using static TorchSharp.torch;
+
+namespace ModelParallel.Tests
+{
+    /// <summary>
+    /// Gradients that reach a parameter outside the layer forward that taps it (its weight read directly, a second forward
+    /// before Synchronize) are averaged with the rest: every step's gradients equal one device on the whole batch.
+    /// </summary>
+    [Trait("Category", "Equivalence")]
+    public sealed class DataParallelUsesTests
+    {
+        private const int Width = 8, Batch = 8, Steps = 3;
+
+        [Theory]
+        [InlineData(2)]
+        [InlineData(4)]
+        public void AWeightAlsoReadDirectlyIsAveragedWhole(int dp)
+        {
+            var batches = Batches(Width, Width);
+            torch.manual_seed(5);
+            var reference = new ReferenceMixedUseModel(Width);
+            var logical = reference.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone());
+            var expected = EveryStep(reference, batches.Select(b => new[] { b }).ToList(), LocalGradients, null);
+
+            var results = Ranks.Run(new MeshShape(dp: dp), context =>
+            {
+                var model = new MixedUseModel(Width);
+                LogicalState.Load(model, logical);
+                var averaging = DataParallelGradients.Attach(model);
+                var local = Part(batches, dp, context.Coordinates.Dp);
+                return (Steps: EveryStep(model, local, LocalGradients, averaging), averaging.BucketCount);
+            });
+
+            foreach (var (result, rank) in results.Select((r, i) => (r, i)))
+                for (int step = 0; step < Steps; step++)
+                    TensorAssert.AllClose(expected[step], result.Steps[step], $"dp={dp} rank {rank} step {step + 1}: gradient of");
+        }
+
+        [Theory]
+        [InlineData(1, DataParallelGradients.DefaultBucketElements)]
+        [InlineData(2, 300L)]
+        public void TwoBackwardsBeforeOneSynchronizeMatchTheWholeBatch(int tp, long bucketElements)
+        {
+            var shape = new ModelShape(Features: 8, Width: 16, Hidden: 32, Outputs: 4, Depth: 2, Bias: true);
+            var batches = Batches(shape.Features, shape.Outputs);
+            torch.manual_seed(21);
+            var reference = new ReferenceModel(shape);
+            var logical = reference.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone());
+            // One device: both halves of each batch forward and backward, their gradients summed, then a step.
+            var expected = EveryStep(reference, batches.Select(b => Halves(b)).ToList(), LocalGradients, null);
+
+            var results = Ranks.Run(new MeshShape(dp: 2, tp: tp), context =>
+            {
+                var model = new TestModel(shape);
+                LogicalState.Load(model, logical);
+                var averaging = DataParallelGradients.Attach(model, bucketElements);
+                // Each replica: its quarter of each half, two backwards, one Synchronize.
+                var local = batches.Select(b => Halves(b).Select(h => Part(new List<(Tensor, Tensor)> { h }, 2, context.Coordinates.Dp)[0][0]).ToArray()).ToList();
+                return EveryStep(model, local, m => LogicalState.ExportGradients(m), averaging);
+            });
+
+            foreach (var (result, rank) in results.Select((r, i) => (r, i)))
+                for (int step = 0; step < Steps; step++)
+                    TensorAssert.AllClose(expected[step], result[step], $"tp={tp} bucket {bucketElements} rank {rank} step {step + 1}: gradient of");
+        }
+
+        /// <summary>
+        /// Adam steps of mean-squared error, each over the given micro-batches' summed gradients (scaled by the replicas'
+        /// share, so a replica's loss is its part of the whole batch's mean); every step's averaged gradients.
+        /// </summary>
+        private static List<Dictionary<string, Tensor>> EveryStep<TModel>(TModel model, List<(Tensor X, Tensor Y)[]> steps,
+            Func<TModel, Dictionary<string, Tensor>> gradients, DataParallelGradients? averaging) where TModel : nn.Module<Tensor, Tensor>
+        {
+            var optimizer = torch.optim.Adam(model.parameters(), lr: 0.01);
+            var recorded = new List<Dictionary<string, Tensor>>();
+            foreach (var micro in steps)
+            {
+                optimizer.zero_grad();
+                foreach (var (x, y) in micro)
+                {
+#pragma warning disable MP0021 // whole-output models only
+                    nn.functional.mse_loss(model.forward(x), y).backward();
+#pragma warning restore MP0021
+                }
+                averaging?.Synchronize();
+                recorded.Add(gradients(model));
+                optimizer.step();
+            }
+            return recorded;
+        }
+
+        private static Dictionary<string, Tensor> LocalGradients(nn.Module model) =>
+            model.named_parameters().ToDictionary(p => p.name, p => p.parameter.grad!.clone());
+
+        private static (Tensor X, Tensor Y)[] Halves((Tensor X, Tensor Y) b) =>
+            new[] { (b.X.narrow(0, 0, Batch / 2), b.Y.narrow(0, 0, Batch / 2)), (b.X.narrow(0, Batch / 2, Batch / 2), b.Y.narrow(0, Batch / 2, Batch / 2)) };
+
+        /// <summary>Replica <paramref name="d"/>'s rows of every batch, one micro-batch per step.</summary>
+        private static List<(Tensor X, Tensor Y)[]> Part(List<(Tensor X, Tensor Y)> batches, int dp, int d)
+        {
+            long rows = batches[0].X.shape[0] / dp;
+            return batches.Select(b => new[] { (b.X.narrow(0, d * rows, rows), b.Y.narrow(0, d * rows, rows)) }).ToList();
+        }
+
+        private static List<(Tensor X, Tensor Y)> Batches(long features, long outputs)
+        {
+            using var generator = new torch.Generator(8);
+            return Enumerable.Range(0, Steps).Select(_ =>
+                (torch.empty(Batch, features).normal_(0, 1, generator), torch.empty(Batch, outputs).normal_(0, 1, generator))).ToList();
+        }
+    }
+}
