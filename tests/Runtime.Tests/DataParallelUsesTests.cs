@@ -71,6 +71,55 @@ namespace ModelParallel.Tests
                     TensorAssert.AllClose(expected[step], result[step], $"tp={tp} bucket {bucketElements} rank {rank} step {step + 1}: gradient of");
         }
 
+        [Fact]
+        public void AParameterNoReplicaUsedKeepsNoGradient()
+        {
+            // The branch is skipped in step 1 and taken after: on one device its parameters have no gradient in step 1, so
+            // AdamW neither decays them nor counts the step; zeros instead would move them and shift Adam's bias correction.
+            var batches = Batches(Width, Width);
+            bool[] taken = { false, true, true };
+            torch.manual_seed(7);
+            var reference = new ReferenceBranchModel(Width);
+            var logical = reference.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone());
+            var expected = Branching(reference, batches, taken, b => reference.TakeBranch = b, null);
+
+            var results = Ranks.Run(new MeshShape(dp: 2), context =>
+            {
+                var model = new BranchModel(Width);
+                LogicalState.Load(model, logical);
+                var averaging = DataParallelGradients.Attach(model, bucketElements: 100);
+                var local = Part(batches, 2, context.Coordinates.Dp).Select(s => s[0]).ToList();
+                return Branching(model, local, taken, b => model.TakeBranch = b, averaging);
+            });
+
+            foreach (var (result, rank) in results.Select((r, i) => (r, i)))
+            {
+                Assert.True(result.FirstGradients.Keys.All(n => !n.StartsWith("branch")), $"rank {rank}: step 1 gave gradients to {string.Join(", ", result.FirstGradients.Keys)}");
+                TensorAssert.AllClose(expected.FirstGradients, result.FirstGradients, $"rank {rank} step 1: gradient of");
+                TensorAssert.AllClose(expected.Parameters, result.Parameters, $"rank {rank}: after 3 AdamW steps,");
+            }
+        }
+
+        /// <summary>AdamW steps (weight decay 0.1), the branch taken as <paramref name="taken"/> says: step 1's gradients (those that exist) and the final parameters.</summary>
+        private static (Dictionary<string, Tensor> FirstGradients, Dictionary<string, Tensor> Parameters) Branching(nn.Module<Tensor, Tensor> model,
+            List<(Tensor X, Tensor Y)> batches, bool[] taken, Action<bool> take, DataParallelGradients? averaging)
+        {
+            var optimizer = torch.optim.AdamW(model.parameters(), lr: 0.01, weight_decay: 0.1);
+            Dictionary<string, Tensor>? first = null;
+            for (int step = 0; step < batches.Count; step++)
+            {
+                take(taken[step]);
+                optimizer.zero_grad();
+#pragma warning disable MP0021 // whole-output models only
+                nn.functional.mse_loss(model.forward(batches[step].X), batches[step].Y).backward();
+#pragma warning restore MP0021
+                averaging?.Synchronize();
+                first ??= model.named_parameters().Where(p => p.parameter.grad is not null).ToDictionary(p => p.name, p => p.parameter.grad!.clone());
+                optimizer.step();
+            }
+            return (first!, model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone()));
+        }
+
         /// <summary>
         /// Adam steps of mean-squared error, each over the given micro-batches' summed gradients (scaled by the replicas'
         /// share, so a replica's loss is its part of the whole batch's mean); every step's averaged gradients.

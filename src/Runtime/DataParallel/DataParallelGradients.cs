@@ -19,6 +19,8 @@ namespace ModelParallel.DataParallel
     /// read directly, a weight tied to another layer, a second forward after its bucket started) reaches <c>.grad</c>
     /// through autograd, and <see cref="Synchronize"/> averages that too, with one more all-reduce when the bucket had
     /// already started. Such a parameter is not tapped again, so from the next step it costs nothing extra.
+    /// A parameter no replica has a gradient for keeps none (it is not set to zeros), so the optimizer skips it as it
+    /// would on one device.
     /// Gradients must be zeroed before each step (the usual optimizer.zero_grad()); within a pipeline step the
     /// micro-batches accumulate, and the buckets are held until the last forward (see PipelineExecutor).
     /// </summary>
@@ -113,13 +115,18 @@ namespace ModelParallel.DataParallel
                     {
                         // Not tapped this step: autograd's gradient is the whole of it.
                         var slice = bucket.Slice(m);
-                        if (grad is not null) slice.copy_(grad.reshape(-1));
+                        if (grad is not null)
+                        {
+                            slice.copy_(grad.reshape(-1));
+                            bucket.MarkPresent(m);
+                        }
                         else slice.zero_();
                         grad?.Dispose();
                     }
                     else if (marks[index].WrittenSince(grad))
                     {
                         untapped[index] = true;
+                        if (!started) bucket.MarkPresent(m);
                         if (started) late.Add((index, parameter, grad!));
                         else
                         {
@@ -142,10 +149,12 @@ namespace ModelParallel.DataParallel
             }
             foreach (var bucket in buckets)
             {
+                var present = bucket.PresentAnywhere();
                 for (int m = 0; m < bucket.Members.Count; m++)
                 {
                     var (index, parameter) = bucket.Members[m];
                     if (late.Count > 0 && late.Any(l => l.Index == index)) continue; // written above
+                    if (!present[m]) continue; // no replica used it: it keeps no gradient, as on one device
                     var average = bucket.Slice(m).view(parameter.shape);
                     using var grad = parameter.grad;
                     if (grad is not null) grad.copy_(average);
@@ -180,7 +189,11 @@ namespace ModelParallel.DataParallel
             var (b, m) = slots[index];
             var bucket = buckets[b];
             if (bucket.Pending is not null) return false;
-            using (torch.no_grad()) bucket.Slice(m).add_(gradient.reshape(-1));
+            using (torch.no_grad())
+            {
+                bucket.Slice(m).add_(gradient.reshape(-1));
+                bucket.MarkPresent(m);
+            }
             if (++arrived[index] != expected[index] || Holding) return true;
             if (++bucket.Ready == bucket.Members.Count && bucket.Members.All(x => expected[x.Index] > 0))
                 Start(bucket);

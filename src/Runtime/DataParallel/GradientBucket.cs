@@ -1,4 +1,5 @@
 using System.Collections.Generic;
+using System.Linq;
 using ModelParallel.Communication;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -19,14 +20,19 @@ namespace ModelParallel.DataParallel
                 total += p.numel();
             }
             Offsets = offsets;
-            Buffer = torch.zeros(total, members[0].Parameter.dtype, device);
+            elements = total;
+            // After the gradients, one flag per member: 1 where this rank has a gradient for it. Reduced with them, it
+            // tells every rank whether any replica had one (a parameter no replica used keeps no gradient, as on one device).
+            Buffer = torch.zeros(total + members.Count, members[0].Parameter.dtype, device);
         }
+
+        private readonly long elements;
 
         public IReadOnlyList<(int Index, Parameter Parameter)> Members { get; }
 
         public IReadOnlyList<long> Offsets { get; }
 
-        /// <summary>The flat gradients of the members, back to back.</summary>
+        /// <summary>The flat gradients of the members, back to back, then the members' flags (see the constructor).</summary>
         public torch.Tensor Buffer { get; }
 
         /// <summary>Members whose gradient has fully arrived during this backward.</summary>
@@ -36,5 +42,19 @@ namespace ModelParallel.DataParallel
         public PendingCollective? Pending { get; set; }
 
         public torch.Tensor Slice(int member) => Buffer.narrow(0, Offsets[member], Members[member].Parameter.numel());
+
+        /// <summary>Flags <paramref name="member"/> as having a gradient on this rank.</summary>
+        public void MarkPresent(int member)
+        {
+            using var flag = Buffer.narrow(0, elements + member, 1);
+            flag.fill_(1);
+        }
+
+        /// <summary>After the reduction: for each member, whether any replica had a gradient for it.</summary>
+        public bool[] PresentAnywhere()
+        {
+            using var flags = Buffer.narrow(0, elements, Members.Count).to(torch.float64);
+            return flags.data<double>().ToArray().Select(f => f != 0).ToArray();
+        }
     }
 }
