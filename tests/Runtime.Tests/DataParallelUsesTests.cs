@@ -100,6 +100,23 @@ namespace ModelParallel.Tests
             }
         }
 
+        [Fact]
+        public void AStepBeforeSynchronizeIsRefusedByName()
+        {
+            var error = Assert.Throws<RankFailedException>(() => Ranks.Run(new MeshShape(dp: 2), context =>
+            {
+                var model = new MixedUseModel(Width);
+                DataParallelGradients.Attach(model);
+                var optimizer = torch.optim.Adam(model.parameters());
+#pragma warning disable MP0021 // a whole-output model
+                model.forward(torch.ones(2, Width)).sum().backward();
+#pragma warning restore MP0021
+                optimizer.step(); // no Synchronize: .grad lacks the tapped gradients
+            }));
+            Assert.Contains("still in DataParallelGradients' buckets; call Synchronize()", error.Message);
+            Assert.Contains("the gradient of 'up.weight'", error.Message);
+        }
+
         /// <summary>AdamW steps (weight decay 0.1), the branch taken as <paramref name="taken"/> says: step 1's gradients (those that exist) and the final parameters.</summary>
         private static (Dictionary<string, Tensor> FirstGradients, Dictionary<string, Tensor> Parameters) Branching(nn.Module<Tensor, Tensor> model,
             List<(Tensor X, Tensor Y)> batches, bool[] taken, Action<bool> take, DataParallelGradients? averaging)

@@ -168,6 +168,17 @@ namespace ModelParallel.DataParallel
             Array.Clear(arrived);
         }
 
+        /// <summary>
+        /// The name of a parameter whose tapped gradient waits in a bucket for <see cref="Synchronize"/> (its <c>.grad</c>
+        /// lacks it until then), or null when none does.
+        /// </summary>
+        internal string? Unsynchronized()
+        {
+            for (int i = 0; i < arrived.Length; i++)
+                if (arrived[i] > 0) return names[i];
+            return null;
+        }
+
         /// <summary>In forward: routes the parameter through a tap so its gradient is reported in backward.</summary>
         internal torch.Tensor Tap(Parameter parameter)
         {

@@ -10,7 +10,8 @@ namespace ModelParallel
     /// references ModelParallel through <see cref="Step"/>: inside a run on more than one rank, every rank first meets
     /// the others at a barrier on the world communicator, its last collective of the step, and only then changes its parameters. A rank that has failed
     /// never arrives, so the barrier fails on every other rank (the in-process group is aborted, or MPI_Abort ends the
-    /// job) and no rank's parameters or optimizer state change after a failure anywhere in the step.
+    /// job) and no rank's parameters or optimizer state change after a failure anywhere in the step. A step whose
+    /// data-parallel gradients still wait in their buckets (no <c>Synchronize</c> after backward) is refused.
     /// Outside a run, or on one rank, it is <c>optimizer.step()</c> itself.
     /// </summary>
     [EditorBrowsable(EditorBrowsableState.Never)]
@@ -27,6 +28,10 @@ namespace ModelParallel
             {
                 // A backward that failed on this rank is final: report it here rather than step on what it left.
                 context.ThrowIfDeferredFailure();
+                // Tapped gradients reach .grad only in Synchronize: a step before it would train on what is missing them.
+                if (context.GradientTaps?.Unsynchronized() is { } waiting)
+                    throw new InvalidOperationException(
+                        $"optimizer.step() at {site}: the gradient of '{waiting}' (and of every Linear layer of the [ParallelModule] classes) is still in DataParallelGradients' buckets; call Synchronize() on the DataParallelGradients that Attach returned, after backward and before the step.");
                 // Every collective of the step comes before the barrier, the replica check's too: a rank that has passed
                 // the barrier only steps, so a failure elsewhere after it (a fast rank already in its next step) can no
                 // longer stop this rank half-way, with some ranks stepped and others not.
