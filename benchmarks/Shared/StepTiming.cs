@@ -37,14 +37,35 @@ namespace ModelParallel.Benchmarks
             using var whole = torch.empty(input).normal_(0, 1, generator);
             long rows = input[0] / context.Mesh.Dp;
             using var x = whole.narrow(0, context.Coordinates.Dp * rows, rows).contiguous();
-            return Milliseconds(3, steps, () =>
+            // STEP_PHASES=1: each rank also prints the mean time of each phase over the timed steps (the step stays the same).
+            var phases = Environment.GetEnvironmentVariable("STEP_PHASES") == "1" ? new double[4] : null;
+            var clock = new Stopwatch();
+            void Phase(int index)
+            {
+                if (phases is null) return;
+                phases[index] += clock.Elapsed.TotalMilliseconds;
+                clock.Restart();
+            }
+            int done = 0;
+            double ms = Milliseconds(3, steps, () =>
             {
                 using var scope = torch.NewDisposeScope();
+                if (done++ == 3 && phases is not null) Array.Clear(phases);
+                clock.Restart();
                 optimizer.zero_grad();
-                model.forward(x).square().mean().backward();
+                var loss = model.forward(x).square().mean();
+                Phase(0);
+                loss.backward();
+                Phase(1);
                 averaging?.Synchronize();
+                Phase(2);
                 optimizer.step();
+                Phase(3);
             });
+            if (phases is not null)
+                Console.WriteLine(FormattableString.Invariant(
+                    $"PHASES rank {context.Rank}: forward {phases[0] / steps:F1} backward {phases[1] / steps:F1} synchronize {phases[2] / steps:F1} step {phases[3] / steps:F1} ms"));
+            return ms;
         }
     }
 }

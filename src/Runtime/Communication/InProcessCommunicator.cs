@@ -14,7 +14,7 @@ namespace ModelParallel.Communication
     public sealed partial class InProcessCommunicator : ICommunicator
     {
         private readonly InProcessGroup group;
-        private readonly torch.Tensor?[] posted = new torch.Tensor?[2]; // this rank's input and output handles in the group's slots
+        private readonly torch.Tensor?[] posted = new torch.Tensor?[1]; // this rank's input handle in the group's slot
         private readonly FlightRecorder recorder;
         private long sequence, recording;
 
@@ -41,21 +41,26 @@ namespace ModelParallel.Communication
             var flat = work.view(-1);
             Meet(CollectiveKind.AllReduce, Describe("AllReduce", tensor, op.ToString()), flat);
 
-            // Each rank reduces one chunk of the flattened tensor over all ranks, then copies every chunk back.
+            // Each rank reduces its own chunk of the flattened tensor in place (no other rank reads that chunk of it), then
+            // copies the other ranks' reduced chunks from their tensors: about half the memory traffic of reducing into a
+            // buffer and copying every chunk back, and no buffer at two ranks.
             var (start, length) = Chunk(flat.numel(), Size, Rank);
-            var reduced = Reduce(k => ((torch.Tensor)group.Inputs[k]!).narrow(0, start, length), op);
-            group.Outputs[Rank] = posted[1] = Share(reduced);
+            if (length > 0)
+            {
+                using var own = flat.narrow(0, start, length);
+                ReduceInto(own, k => ((torch.Tensor)group.Inputs[k]!).narrow(0, start, length), op);
+            }
             group.Arrive(Rank, "AllReduce");
             for (int k = 0; k < Size; k++)
             {
                 var (s, l) = Chunk(flat.numel(), Size, k);
-                if (l == 0) continue;
+                if (l == 0 || k == Rank) continue;
                 using var chunk = flat.narrow(0, s, l);
-                chunk.copy_((torch.Tensor)group.Outputs[k]!);
+                using var reduced = ((torch.Tensor)group.Inputs[k]!).narrow(0, s, l);
+                chunk.copy_(reduced);
             }
             group.Arrive(Rank, "AllReduce");
             Release();
-            reduced.Dispose();
             if (!ReferenceEquals(work, tensor)) tensor.copy_(work);
             // A tensor passed to a native call is not kept alive by the call: the GC, run by another rank's thread,
             // could finalize a temporary during the copy and free what it reads. These stay alive to here.
@@ -227,23 +232,45 @@ namespace ModelParallel.Communication
 
         private static string At() => CollectiveSite.Current is { } site ? $" at '{site}'" : "";
 
+        /// <summary>
+        /// <paramref name="own"/> (this rank's slice) replaced by all ranks' slices combined in rank order, as the small path
+        /// combines them. Rank 0 and rank 1 need no buffer (x1 + x0 is x0 + x1, bitwise); a later rank sums the ranks before
+        /// it in a temporary first.
+        /// </summary>
         /// <remarks>Each slice is held in a variable across the native call that reads it (see AllReduce).</remarks>
-        private torch.Tensor Reduce(Func<int, torch.Tensor> slice, ReduceOp op)
+        private void ReduceInto(torch.Tensor own, Func<int, torch.Tensor> slice, ReduceOp op)
         {
-            torch.Tensor accumulator;
-            using (var first = slice(0)) accumulator = first.clone();
-            for (int k = 1; k < Size; k++)
+            torch.Tensor? before = null;
+            for (int k = 0; k < Rank; k++)
             {
                 using var other = slice(k);
-                if (op == ReduceOp.Max)
-                {
-                    using var previous = accumulator;
-                    accumulator = previous.maximum(other);
-                }
-                else accumulator.add_(other);
+                if (before is null && Rank == 1) Combine(own, other, op);
+                else if (before is null) before = other.clone();
+                else Combine(before, other, op);
             }
-            if (op == ReduceOp.Average) accumulator.DivideInPlace(Size);
-            return accumulator;
+            if (before is not null)
+            {
+                Combine(own, before, op);
+                before.Dispose();
+            }
+            for (int k = Rank + 1; k < Size; k++)
+            {
+                using var other = slice(k);
+                Combine(own, other, op);
+            }
+            if (op == ReduceOp.Average) own.DivideInPlace(Size);
+        }
+
+        /// <summary><paramref name="into"/> combined with <paramref name="other"/> in place (commutative: sum or max).</summary>
+        private static void Combine(torch.Tensor into, torch.Tensor other, ReduceOp op)
+        {
+            if (op != ReduceOp.Max)
+            {
+                into.add_(other);
+                return;
+            }
+            using var larger = into.maximum(other);
+            into.copy_(larger);
         }
 
         private void CheckPeer(int peer, string what)

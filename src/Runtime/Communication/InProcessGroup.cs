@@ -41,7 +41,6 @@ namespace ModelParallel.Communication
             departed = new bool[worldRanks.Length];
             present = new bool[worldRanks.Length];
             Inputs = new object?[worldRanks.Length];
-            Outputs = new object?[worldRanks.Length];
             signatures = new[] { new string?[worldRanks.Length], new string?[worldRanks.Length] };
             scratch = new byte[2 * worldRanks.Length][];
         }
@@ -56,9 +55,6 @@ namespace ModelParallel.Communication
 
         /// <summary>What each rank contributes to the current collective.</summary>
         public object?[] Inputs { get; }
-
-        /// <summary>What each rank computed for the others in the current collective.</summary>
-        public object?[] Outputs { get; }
 
         /// <summary>
         /// Each rank's description of the collective it is in, compared after the collective's first barrier. Two sets, by
