@@ -11,12 +11,15 @@ namespace ModelParallel.Generators
     /// Routes every <c>optimizer.step()</c> call of a project that references the ModelParallel runtime through
     /// <c>ModelParallel.StepCommit.Step</c>: inside a run on more than one rank, the ranks agree that none has failed
     /// before any changes its parameters, so a failure on one rank leaves every rank's state as it was.
-    /// Outside a run the call is <c>optimizer.step()</c> itself.
+    /// Every <c>zero_grad()</c> of an optimizer or a module goes through <c>StepCommit.ZeroGrad</c>, which refuses to
+    /// zero while data-parallel gradients wait in their buckets (zeroing <c>.grad</c> would not discard them).
+    /// Outside a run the calls are the methods themselves.
     /// </summary>
     [Generator(LanguageNames.CSharp)]
     public sealed class OptimizerStepGenerator : IIncrementalGenerator
     {
         private const string OptimizerType = "TorchSharp.torch.optim.Optimizer";
+        private const string ModuleType = "TorchSharp.torch.nn.Module";
         private const string CommitType = "ModelParallel.StepCommit";
 
         private static readonly SymbolDisplayFormat TypeFormat = SymbolDisplayFormat.FullyQualifiedFormat;
@@ -26,15 +29,18 @@ namespace ModelParallel.Generators
         private static readonly SymbolDisplayFormat ClosureFormat =
             TypeFormat.AddMiscellaneousOptions(SymbolDisplayMiscellaneousOptions.IncludeNullableReferenceTypeModifier);
 
-        /// <summary>One intercepted call: its location, where it is for people, and the method's receiver and closure types.</summary>
-        internal readonly record struct StepSite(int Version, string Data, string Where, string ReceiverType, string ClosureType);
+        /// <summary>
+        /// One intercepted call: its location, where it is for people, the method's receiver type, and its one parameter's
+        /// type (the closure of step, the set_to_none of a module's zero_grad) or null (an optimizer's zero_grad).
+        /// </summary>
+        internal readonly record struct StepSite(int Version, string Data, string Where, string Method, string ReceiverType, string? ParameterType);
 
         /// <inheritdoc/>
         public void Initialize(IncrementalGeneratorInitializationContext context)
         {
             var sites = context.SyntaxProvider
                 .CreateSyntaxProvider(
-                    static (node, _) => node is InvocationExpressionSyntax { Expression: MemberAccessExpressionSyntax { Name.Identifier.ValueText: "step" } },
+                    static (node, _) => node is InvocationExpressionSyntax { Expression: MemberAccessExpressionSyntax { Name.Identifier.ValueText: "step" or "zero_grad" } },
                     static (syntax, cancellationToken) => Site(syntax.Node, syntax.SemanticModel, cancellationToken))
                 .Where(static site => site is not null)
                 .Select(static (site, _) => site!.Value)
@@ -50,15 +56,22 @@ namespace ModelParallel.Generators
         private static StepSite? Site(SyntaxNode node, SemanticModel model, CancellationToken cancellationToken)
         {
             var call = (InvocationExpressionSyntax)node;
-            if (model.GetSymbolInfo(call, cancellationToken).Symbol is not IMethodSymbol { IsStatic: false, Parameters.Length: 1 } method) return null;
+            if (model.GetSymbolInfo(call, cancellationToken).Symbol is not IMethodSymbol { IsStatic: false } method) return null;
             var root = method;
             while (root.OverriddenMethod is { } overridden) root = overridden;
-            if (root.ContainingType.ToDisplayString() != OptimizerType) return null;
-            if (model.GetInterceptableLocation(call, cancellationToken) is not { } location) return null;
+            string declaring = root.ContainingType.ToDisplayString();
+            bool known = (method.Name, method.Parameters.Length, declaring) switch
+            {
+                ("step", 1, OptimizerType) => true,
+                ("zero_grad", 0, OptimizerType) => true,
+                ("zero_grad", 1, ModuleType) => true,
+                _ => false,
+            };
+            if (!known || model.GetInterceptableLocation(call, cancellationToken) is not { } location) return null;
             var line = call.GetLocation().GetLineSpan();
             var where = $"{System.IO.Path.GetFileName(line.Path)}({line.StartLinePosition.Line + 1},{line.StartLinePosition.Character + 1})";
-            return new StepSite(location.Version, location.Data, where,
-                method.ContainingType.ToDisplayString(TypeFormat), method.Parameters[0].Type.ToDisplayString(ClosureFormat));
+            return new StepSite(location.Version, location.Data, where, method.Name, method.ContainingType.ToDisplayString(TypeFormat),
+                method.Parameters.Length == 1 ? method.Parameters[0].Type.ToDisplayString(ClosureFormat) : null);
         }
 
         internal static string Write(ImmutableArray<StepSite> sites)
@@ -67,17 +80,32 @@ namespace ModelParallel.Generators
             w.Line("// <auto-generated/>").Line("#nullable enable").Line();
             w.Line("// Every optimizer.step() of this project is a commit point: inside Ranks.Run on more than one rank, the ranks meet");
             w.Line("// at a barrier on the world communicator before any changes its parameters, so a rank that failed earlier in the");
-            w.Line("// step stops all of them (no rank's parameters or optimizer state change). Outside a run it is optimizer.step().");
+            w.Line("// step stops all of them (no rank's parameters or optimizer state change). Every zero_grad() is refused while");
+            w.Line("// data-parallel gradients wait in their buckets for Synchronize. Outside a run each is the method itself.");
             w.Open("namespace ModelParallel.Generated");
             w.Line(ParallelModuleGenerator.Emitter.GeneratedCodeAttribute);
             w.Open("file static class OptimizerStepInterceptors");
             foreach (var (site, index) in sites.Select((s, i) => (s, i))) // in source order, file by file
             {
                 if (index > 0) w.Line();
-                w.Line($"// optimizer.step() at {site.Where}");
+                var where = SymbolDisplay.FormatLiteral(site.Where, quote: true);
+                w.Line($"// {(site.Method == "step" ? "optimizer.step()" : "zero_grad()")} at {site.Where}");
                 w.Line($"[global::System.Runtime.CompilerServices.InterceptsLocation({site.Version}, \"{site.Data}\")]");
-                w.Line($"internal static global::TorchSharp.torch.Tensor Step_{index}(this {site.ReceiverType} self, {site.ClosureType} closure)");
-                w.Line($"    => global::ModelParallel.StepCommit.Step(self, closure, {SymbolDisplay.FormatLiteral(site.Where, quote: true)});");
+                if (site.Method == "step")
+                {
+                    w.Line($"internal static global::TorchSharp.torch.Tensor Step_{index}(this {site.ReceiverType} self, {site.ParameterType} closure)");
+                    w.Line($"    => global::ModelParallel.StepCommit.Step(self, closure, {where});");
+                }
+                else if (site.ParameterType is { } setToNone)
+                {
+                    w.Line($"internal static void ZeroGrad_{index}(this {site.ReceiverType} self, {setToNone} set_to_none)");
+                    w.Line($"    => global::ModelParallel.StepCommit.ZeroGrad(self, set_to_none, {where});");
+                }
+                else
+                {
+                    w.Line($"internal static void ZeroGrad_{index}(this {site.ReceiverType} self)");
+                    w.Line($"    => global::ModelParallel.StepCommit.ZeroGrad(self, {where});");
+                }
             }
             w.Close();
             w.Close().Line();

@@ -6,7 +6,10 @@ using Xunit;
 
 namespace ModelParallel.Generators.Tests
 {
-    /// <summary>Every optimizer.step() call is routed through the commit point; nothing else called step is.</summary>
+    /// <summary>
+    /// Every optimizer.step() call is routed through the commit point and every zero_grad() of an optimizer or a module
+    /// through its check; nothing else called step is.
+    /// </summary>
     [Trait("Category", "Generator")]
     public sealed class OptimizerStepTests
     {
@@ -18,8 +21,10 @@ namespace ModelParallel.Generators.Tests
                     public static void Steps(nn.Module<Tensor, Tensor> model, optim.Optimizer any, optim.lr_scheduler.LRScheduler schedule)
                     {
                         var adam = optim.Adam(model.parameters());
+                        adam.zero_grad();
                         adam.step();
                         any.step(() => torch.zeros(1));
+                        model.zero_grad();
                         schedule.step(); // a learning-rate scheduler's step changes no parameter: not intercepted
                         System.Func<System.Func<Tensor>, Tensor> group = adam.step; // not a call: nothing to intercept
                     }
@@ -28,16 +33,19 @@ namespace ModelParallel.Generators.Tests
             """;
 
         [Fact]
-        public void EveryOptimizerStepCallIsInterceptedAndTheGeneratedFileMatchesTheApprovedOne()
+        public void EveryOptimizerStepAndZeroGradCallIsInterceptedAndTheGeneratedFileMatchesTheApprovedOne()
         {
             var (sources, diagnostics) = Run(GeneratorHarness.References.Value);
             Assert.Empty(diagnostics.Where(d => d.Severity >= DiagnosticSeverity.Warning));
             var source = Assert.Single(sources);
             Assert.Equal("ModelParallel.OptimizerSteps.g.cs", source.HintName);
             var text = source.SourceText.ToString();
-            Assert.Equal(2, text.Split("[global::System.Runtime.CompilerServices.InterceptsLocation(").Length - 1);
-            Assert.Contains("global::ModelParallel.StepCommit.Step(self, closure, \"Loop.cs(12,13)\")", text);
+            Assert.Equal(4, text.Split("[global::System.Runtime.CompilerServices.InterceptsLocation(").Length - 1);
+            Assert.Contains("global::ModelParallel.StepCommit.ZeroGrad(self, \"Loop.cs(12,13)\")", text);
             Assert.Contains("global::ModelParallel.StepCommit.Step(self, closure, \"Loop.cs(13,13)\")", text);
+            Assert.Contains("global::ModelParallel.StepCommit.Step(self, closure, \"Loop.cs(14,13)\")", text);
+            Assert.Contains("ZeroGrad_3(this global::TorchSharp.torch.nn.Module self, bool set_to_none)", text);
+            Assert.Contains("global::ModelParallel.StepCommit.ZeroGrad(self, set_to_none, \"Loop.cs(15,13)\")", text);
             Snapshot.Match("OptimizerSteps", text);
         }
 

@@ -117,6 +117,28 @@ namespace ModelParallel.Tests
             Assert.Contains("the gradient of 'up.weight'", error.Message);
         }
 
+        [Fact]
+        public void ZeroGradBetweenBackwardAndSynchronizeIsRefusedByName()
+        {
+            // On one device zero_grad discards the backward's gradients; here they wait in the buckets, out of its reach.
+            foreach (bool module in new[] { false, true })
+            {
+                var error = Assert.Throws<RankFailedException>(() => Ranks.Run(new MeshShape(dp: 2), context =>
+                {
+                    var model = new MixedUseModel(Width);
+                    DataParallelGradients.Attach(model);
+                    var optimizer = torch.optim.Adam(model.parameters());
+#pragma warning disable MP0021 // a whole-output model
+                    model.forward(torch.ones(2, Width)).sum().backward();
+#pragma warning restore MP0021
+                    if (module) model.zero_grad();
+                    else optimizer.zero_grad();
+                }));
+                Assert.Contains("zero_grad() at DataParallelUsesTests.cs(", error.Message);
+                Assert.Contains("still in DataParallelGradients' buckets, where zeroing .grad cannot discard it; call Synchronize() before zero_grad()", error.Message);
+            }
+        }
+
         /// <summary>AdamW steps (weight decay 0.1), the branch taken as <paramref name="taken"/> says: step 1's gradients (those that exist) and the final parameters.</summary>
         private static (Dictionary<string, Tensor> FirstGradients, Dictionary<string, Tensor> Parameters) Branching(nn.Module<Tensor, Tensor> model,
             List<(Tensor X, Tensor Y)> batches, bool[] taken, Action<bool> take, DataParallelGradients? averaging)

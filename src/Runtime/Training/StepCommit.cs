@@ -40,5 +40,32 @@ namespace ModelParallel
             }
             return optimizer.step(closure!);
         }
+
+        /// <summary><c>optimizer.zero_grad()</c>, refused while data-parallel gradients wait in their buckets (see <see cref="ThrowIfHeld"/>).</summary>
+        public static void ZeroGrad(torch.optim.Optimizer optimizer, string site)
+        {
+            ArgumentNullException.ThrowIfNull(optimizer);
+            ThrowIfHeld("zero_grad()", site);
+            optimizer.zero_grad();
+        }
+
+        /// <summary><c>module.zero_grad(set_to_none)</c>, refused while data-parallel gradients wait in their buckets (see <see cref="ThrowIfHeld"/>).</summary>
+        public static void ZeroGrad(torch.nn.Module module, bool set_to_none, string site)
+        {
+            ArgumentNullException.ThrowIfNull(module);
+            ThrowIfHeld("zero_grad()", site);
+            module.zero_grad(set_to_none);
+        }
+
+        /// <summary>
+        /// A backward's tapped gradients live in DataParallelGradients' buckets until Synchronize: zeroing .grad in between
+        /// would not discard them, and the next Synchronize would average them in. On one device zero_grad discards them.
+        /// </summary>
+        private static void ThrowIfHeld(string call, string site)
+        {
+            if (RankContext.Current?.GradientTaps?.Unsynchronized() is { } waiting)
+                throw new InvalidOperationException(
+                    $"{call} at {site}: the gradient of '{waiting}' from the last backward is still in DataParallelGradients' buckets, where zeroing .grad cannot discard it; call Synchronize() before zero_grad(), or zero the gradients before the forward.");
+        }
     }
 }

@@ -3,21 +3,32 @@
 
 // Every optimizer.step() of this project is a commit point: inside Ranks.Run on more than one rank, the ranks meet
 // at a barrier on the world communicator before any changes its parameters, so a rank that failed earlier in the
-// step stops all of them (no rank's parameters or optimizer state change). Outside a run it is optimizer.step().
+// step stops all of them (no rank's parameters or optimizer state change). Every zero_grad() is refused while
+// data-parallel gradients wait in their buckets for Synchronize. Outside a run each is the method itself.
 namespace ModelParallel.Generated
 {
     [global::System.CodeDom.Compiler.GeneratedCode("ModelParallel.Generators", "0.1.0")]
     file static class OptimizerStepInterceptors
     {
-        // optimizer.step() at Loop.cs(12,13)
-        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "H5UKifuCcCWxwysxG7rhXGwBAABMb29wLmNz")]
-        internal static global::TorchSharp.torch.Tensor Step_0(this global::TorchSharp.Modules.Adam self, global::System.Func<global::TorchSharp.torch.Tensor> closure)
-            => global::ModelParallel.StepCommit.Step(self, closure, "Loop.cs(12,13)");
+        // zero_grad() at Loop.cs(12,13)
+        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "nNh0mCmplg9dfVr66P2LN2wBAABMb29wLmNz")]
+        internal static void ZeroGrad_0(this global::TorchSharp.Modules.OptimizerHelper self)
+            => global::ModelParallel.StepCommit.ZeroGrad(self, "Loop.cs(12,13)");
 
         // optimizer.step() at Loop.cs(13,13)
-        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "H5UKifuCcCWxwysxG7rhXIQBAABMb29wLmNz")]
-        internal static global::TorchSharp.torch.Tensor Step_1(this global::TorchSharp.torch.optim.Optimizer self, global::System.Func<global::TorchSharp.torch.Tensor> closure)
+        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "nNh0mCmplg9dfVr66P2LN4oBAABMb29wLmNz")]
+        internal static global::TorchSharp.torch.Tensor Step_1(this global::TorchSharp.Modules.Adam self, global::System.Func<global::TorchSharp.torch.Tensor> closure)
             => global::ModelParallel.StepCommit.Step(self, closure, "Loop.cs(13,13)");
+
+        // optimizer.step() at Loop.cs(14,13)
+        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "nNh0mCmplg9dfVr66P2LN6IBAABMb29wLmNz")]
+        internal static global::TorchSharp.torch.Tensor Step_2(this global::TorchSharp.torch.optim.Optimizer self, global::System.Func<global::TorchSharp.torch.Tensor> closure)
+            => global::ModelParallel.StepCommit.Step(self, closure, "Loop.cs(14,13)");
+
+        // zero_grad() at Loop.cs(15,13)
+        [global::System.Runtime.CompilerServices.InterceptsLocation(1, "nNh0mCmplg9dfVr66P2LN9ABAABMb29wLmNz")]
+        internal static void ZeroGrad_3(this global::TorchSharp.torch.nn.Module self, bool set_to_none)
+            => global::ModelParallel.StepCommit.ZeroGrad(self, set_to_none, "Loop.cs(15,13)");
     }
 }
 
