@@ -43,6 +43,62 @@ namespace ModelParallel.Tests
                     TensorAssert.AllClose(expected[step], result.Steps[step], $"dp={dp} rank {rank} step {step + 1}: gradient of");
         }
 
+        [Fact]
+        public void AWeightReadDirectlyOnOneReplicaOnlyIsAveragedOnBoth()
+        {
+            // Step 1: replica 0 reads the weight directly, replica 1 does not; step 2: neither; step 3: both. The replicas
+            // must agree on the extra all-reduce, or the one that needs it would wait alone.
+            bool[][] direct = { new[] { true, false }, new[] { false, false }, new[] { true, true } };
+            var batches = Batches(Width, Width);
+            torch.manual_seed(5);
+            var reference = new ReferenceMixedUseModel(Width);
+            var logical = reference.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone());
+            var optimizer = torch.optim.Adam(reference.parameters(), lr: 0.01);
+            var expected = new List<Dictionary<string, Tensor>>();
+            for (int step = 0; step < Steps; step++)
+            {
+                // One device: the whole batch's mean loss, each half through its replica's forward.
+                optimizer.zero_grad();
+                for (int d = 0; d < 2; d++)
+                {
+                    reference.ReadDirectly = direct[step][d];
+                    var (x, y) = Part(batches, 2, d)[step][0];
+#pragma warning disable MP0021 // whole-output models only
+                    (nn.functional.mse_loss(reference.forward(x), y) / 2).backward();
+#pragma warning restore MP0021
+                }
+                expected.Add(LocalGradients(reference));
+                optimizer.step();
+            }
+
+            var results = Ranks.Run(new MeshShape(dp: 2), context =>
+            {
+                var model = new MixedUseModel(Width);
+                LogicalState.Load(model, logical);
+                var averaging = DataParallelGradients.Attach(model);
+                var adam = torch.optim.Adam(model.parameters(), lr: 0.01);
+                int d = context.Coordinates.Dp;
+                var recorded = new List<Dictionary<string, Tensor>>();
+                for (int step = 0; step < Steps; step++)
+                {
+                    model.ReadDirectly = direct[step][d];
+                    adam.zero_grad();
+                    var (x, y) = Part(batches, 2, d)[step][0];
+#pragma warning disable MP0021 // whole-output models only
+                    nn.functional.mse_loss(model.forward(x), y).backward();
+#pragma warning restore MP0021
+                    averaging.Synchronize();
+                    recorded.Add(LocalGradients(model));
+                    adam.step();
+                }
+                return recorded;
+            });
+
+            foreach (var (result, rank) in results.Select((r, i) => (r, i)))
+                for (int step = 0; step < Steps; step++)
+                    TensorAssert.AllClose(expected[step], result[step], $"rank {rank} step {step + 1}: gradient of");
+        }
+
         [Theory]
         [InlineData(1, DataParallelGradients.DefaultBucketElements)]
         [InlineData(2, 300L)]

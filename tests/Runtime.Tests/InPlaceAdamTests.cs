@@ -68,7 +68,9 @@ namespace ModelParallel.Tests
             for (int i = 0; i < 20; i++) Step();
             long growth = NativeHeap.HeldBytes - before;
             // TorchSharp's Adam, in its place, grew it by 130-155 MB over the same 20 steps (the parameters' 8 MB a step).
-            Assert.True(growth < 4 << 20, $"the native heap grew by {growth >> 10} KB over 20 steps of 4 MB parameters");
+            // Ours grows 0-4.3 MB (the heap is the whole process's, and other code moves it): the bound, 16 MB, is two steps'
+            // worth, which a leak of the parameters' size each step passes in its second step.
+            Assert.True(growth < 16 << 20, $"the native heap grew by {growth >> 10} KB over 20 steps of 4 MB parameters");
         }
 
         private static (torch.optim.Optimizer, Holder) Build(bool adamW, Options o, bool ours)

@@ -36,6 +36,8 @@ namespace ModelParallel.DataParallel
         private readonly GradientMark[] marks;
         private readonly bool[] untapped; // used outside its taps once: averaged after backward from then on
         private readonly string[] names;
+        private readonly Parameter[] parameters; // by index
+        private readonly bool tapping; // .grad can be watched: parameters are tapped, and Synchronize agrees on uses outside the taps
         private readonly List<GradientBucket> buckets = new();
 
         private DataParallelGradients(torch.nn.Module model, RankContext context, long bucketElements)
@@ -58,11 +60,14 @@ namespace ModelParallel.DataParallel
             names = new string[parameters.Count];
             foreach (var group in new[] { order.Where(p => tapped.Contains(Storage(p.parameter))), order.Where(p => !tapped.Contains(Storage(p.parameter))) })
                 Bucketize(group.Select(p => (p.Index, p.parameter)).ToList(), bucketElements, context.Device);
+            this.parameters = new Parameter[parameters.Count];
             foreach (var (name, parameter, index) in order)
             {
                 indexOf[Storage(parameter)] = index;
                 names[index] = name;
+                this.parameters[index] = parameter;
             }
+            tapping = GradientMark.Supported;
         }
 
         /// <summary>The gradient averaging of <paramref name="model"/> on this rank's dp axis. Call inside Ranks.Run.</summary>
@@ -102,50 +107,51 @@ namespace ModelParallel.DataParallel
             if (communicator.Size == 1) return;
             using var noGrad = torch.no_grad();
             StartedDuringBackward = buckets.Count(b => b.Pending is not null);
-            // Gradients of started buckets' members that reached .grad outside the taps: reduced on their own below.
-            var late = new List<(int Index, Parameter Parameter, torch.Tensor Gradient)>();
+            var outside = Outside(out var written);
+            // Gradients that reached .grad outside the taps where the bucket had started: reduced on their own below.
+            var late = new List<(int Index, Parameter Parameter, torch.Tensor? Gradient)>();
             foreach (var bucket in buckets)
             {
                 bool started = bucket.Pending is not null;
                 for (int m = 0; m < bucket.Members.Count; m++)
                 {
                     var (index, parameter) = bucket.Members[m];
-                    var grad = parameter.grad;
+                    if (outside[index]) untapped[index] = true; // on every rank alike: the flags were reduced
                     if (expected[index] == 0)
                     {
-                        // Not tapped this step: autograd's gradient is the whole of it.
-                        var slice = bucket.Slice(m);
+                        // Not tapped this step (so its bucket has not started): autograd's gradient is the whole of it.
+                        using var grad = parameter.grad;
+                        using var slice = bucket.Slice(m);
                         if (grad is not null)
                         {
                             slice.copy_(grad.reshape(-1));
                             bucket.MarkPresent(m);
                         }
                         else slice.zero_();
-                        grad?.Dispose();
+                        continue;
                     }
-                    else if (marks[index].WrittenSince(grad))
+                    if (!outside[index]) continue;
+                    if (started) late.Add((index, parameter, written[index]));
+                    else if (written[index] is { } gradient)
                     {
-                        untapped[index] = true;
-                        if (!started) bucket.MarkPresent(m);
-                        if (started) late.Add((index, parameter, grad!));
-                        else
-                        {
-                            bucket.Slice(m).add_(grad!.reshape(-1));
-                            grad!.Dispose();
-                        }
+                        using (var slice = bucket.Slice(m)) slice.add_(gradient.reshape(-1));
+                        bucket.MarkPresent(m);
+                        gradient.Dispose();
                     }
-                    else grad?.Dispose();
                 }
                 if (!started) Start(bucket);
             }
             foreach (var bucket in buckets) bucket.Pending!.Wait();
             foreach (var (index, parameter, gradient) in late)
             {
+                // This rank's part from outside the taps (none where its .grad was not written), averaged, plus the bucket's.
+                var part = gradient ?? torch.zeros_like(parameter);
                 using (CollectiveSite.Enter($"dp gradient of {names[index]}, used outside its layer"))
-                    communicator.AllReduce(gradient, ReduceOp.Average);
+                    communicator.AllReduce(part, ReduceOp.Average);
                 var (b, m) = slots[index];
-                gradient.add_(buckets[b].Slice(m).view(parameter.shape));
-                gradient.Dispose();
+                using (var average = buckets[b].Slice(m).view(parameter.shape)) part.add_(average);
+                if (gradient is null) parameter.grad = part;
+                else gradient.Dispose();
             }
             foreach (var bucket in buckets)
             {
@@ -169,6 +175,36 @@ namespace ModelParallel.DataParallel
         }
 
         /// <summary>
+        /// For each parameter, whether on any replica its .grad was written outside its taps since its first tap of the
+        /// step (one small all-reduce of flags, so every rank decides alike); <paramref name="written"/> holds this rank's
+        /// written gradients. Where .grad cannot be watched nothing is tapped, and there is nothing to agree on.
+        /// </summary>
+        private bool[] Outside(out torch.Tensor?[] written)
+        {
+            written = new torch.Tensor?[expected.Length];
+            var outside = new bool[expected.Length];
+            if (!tapping) return outside;
+            var flags = new float[expected.Length];
+            for (int i = 0; i < expected.Length; i++)
+            {
+                if (expected[i] == 0) continue;
+                var grad = parameters[i].grad;
+                if (marks[i].WrittenSince(grad))
+                {
+                    written[i] = grad;
+                    flags[i] = 1;
+                }
+                else grad?.Dispose();
+            }
+            using var agreed = torch.tensor(flags);
+            using (CollectiveSite.Enter("dp gradients used outside their layers"))
+                communicator.AllReduce(agreed, ReduceOp.Max);
+            var any = agreed.data<float>().ToArray();
+            for (int i = 0; i < any.Length; i++) outside[i] = any[i] != 0;
+            return outside;
+        }
+
+        /// <summary>
         /// The name of a parameter whose tapped gradient waits in a bucket for <see cref="Synchronize"/> (its <c>.grad</c>
         /// lacks it until then), or null when none does.
         /// </summary>
@@ -184,7 +220,7 @@ namespace ModelParallel.DataParallel
         {
             // No tap where backward will not come (no_grad), where the parameter was seen used outside its taps, where its
             // bucket's all-reduce already started (a second forward before Synchronize), or where .grad cannot be watched.
-            if (!indexOf.TryGetValue(Storage(parameter), out int index) || untapped[index] || !torch.is_grad_enabled() || !GradientMark.Supported) return parameter;
+            if (!indexOf.TryGetValue(Storage(parameter), out int index) || untapped[index] || !torch.is_grad_enabled() || !tapping) return parameter;
             var (b, _) = slots[index];
             if (buckets[b].Pending is not null) return parameter;
             if (expected[index]++ == 0) marks[index] = GradientMark.Take(parameter);

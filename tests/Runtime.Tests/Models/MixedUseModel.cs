@@ -21,7 +21,14 @@ namespace ModelParallel.Tests.Models
             RegisterComponents();
         }
 
-        public override Tensor forward(Tensor x) => down.forward(nn.functional.gelu(up.forward(x) + x.matmul(up.weight!.t())));
+        /// <summary>Whether forward reads the weight directly too (by default it does).</summary>
+        public bool ReadDirectly { get; set; } = true;
+
+        public override Tensor forward(Tensor x)
+        {
+            var h = up.forward(x);
+            return down.forward(nn.functional.gelu(ReadDirectly ? h + x.matmul(up.weight!.t()) : h));
+        }
     }
 
     /// <summary>The plain form of <see cref="MixedUseModel"/>, with the same parameter names.</summary>
@@ -37,6 +44,12 @@ namespace ModelParallel.Tests.Models
             RegisterComponents();
         }
 
-        public override Tensor forward(Tensor x) => down.forward(nn.functional.gelu(up.forward(x) + x.matmul(up.weight!.t())));
+        public bool ReadDirectly { get; set; } = true;
+
+        public override Tensor forward(Tensor x)
+        {
+            var h = up.forward(x);
+            return down.forward(nn.functional.gelu(ReadDirectly ? h + x.matmul(up.weight!.t()) : h));
+        }
     }
 }
