@@ -35,12 +35,17 @@ namespace ModelParallel.Benchmarks
                 Console.Error.WriteLine($"Peers needs MPICH and Debian's PyTorch: sudo apt-get install -y {Packages}");
                 return false;
             }
-            Console.WriteLine($"installing {Packages} (apt-get) ...");
-            var install = new ProcessStartInfo("apt-get", $"install -y {Packages}") { UseShellExecute = false };
-            install.Environment["DEBIAN_FRONTEND"] = "noninteractive";
-            using (var apt = Process.Start(install)!) apt.WaitForExit();
+            Console.WriteLine($"installing {Packages} (apt-get update, apt-get install) ...");
+            // A fresh machine has no package lists yet: install alone cannot find the packages.
+            foreach (var arguments in new[] { "update -qq", $"install -y -qq {Packages}" })
+            {
+                var apt = new ProcessStartInfo("apt-get", arguments) { UseShellExecute = false };
+                apt.Environment["DEBIAN_FRONTEND"] = "noninteractive";
+                using var process = Process.Start(apt)!;
+                process.WaitForExit();
+            }
             if (ready()) return true;
-            Console.Error.WriteLine($"Peers: apt-get install -y {Packages} did not make mpiexec and {Python} with torch available");
+            Console.Error.WriteLine($"Peers: apt-get update && apt-get install -y {Packages} did not make mpiexec and {Python} with torch available");
             return false;
         }
 

@@ -46,11 +46,17 @@ namespace ModelParallel.Benchmarks
                 phases[index] += clock.Elapsed.TotalMilliseconds;
                 clock.Restart();
             }
-            int done = 0;
+            int done = 0, collections = 0;
+            var paused = TimeSpan.Zero;
             double ms = Milliseconds(3, steps, () =>
             {
                 using var scope = torch.NewDisposeScope();
-                if (done++ == 3 && phases is not null) Array.Clear(phases);
+                if (done++ == 3 && phases is not null)
+                {
+                    Array.Clear(phases);
+                    collections = GC.CollectionCount(0);
+                    paused = GC.GetTotalPauseDuration();
+                }
                 clock.Restart();
                 optimizer.zero_grad();
                 var loss = model.forward(x).square().mean();
@@ -64,7 +70,7 @@ namespace ModelParallel.Benchmarks
             });
             if (phases is not null)
                 Console.WriteLine(FormattableString.Invariant(
-                    $"PHASES rank {context.Rank}: forward {phases[0] / steps:F1} backward {phases[1] / steps:F1} synchronize {phases[2] / steps:F1} step {phases[3] / steps:F1} ms"));
+                    $"PHASES rank {context.Rank}: forward {phases[0] / steps:F1} backward {phases[1] / steps:F1} synchronize {phases[2] / steps:F1} step {phases[3] / steps:F1} ms; process GC {(GC.CollectionCount(0) - collections) / (double)steps:F2} collections {(GC.GetTotalPauseDuration() - paused).TotalMilliseconds / steps:F2} ms paused per step"));
             return ms;
         }
     }

@@ -415,7 +415,7 @@ namespace ModelParallel.Tests
             }, new RunOptions { VirtualPipelineStages = virtualStages });
         }
 
-        private static void Close(Tensor expected, Tensor actual, string what)
+        internal static void Close(Tensor expected, Tensor actual, string what)
         {
             double scale = expected.abs().max().to(float64).item<double>();
             double difference = (expected.to(float64) - actual.to(float64)).abs().max().item<double>();
@@ -428,7 +428,7 @@ namespace ModelParallel.Tests
             Check(expected.SequenceEqual(values), $"{what}: got [{string.Join(", ", values)}], expected [{string.Join(", ", expected)}]");
         }
 
-        private static void Check(bool condition, string message)
+        internal static void Check(bool condition, string message)
         {
             if (!condition) throw new InvalidOperationException(message);
         }

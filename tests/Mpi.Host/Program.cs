@@ -91,6 +91,10 @@ switch (args.FirstOrDefault())
         // uses DP: gradients from outside the taps (a weight read directly, two backwards) on dp processes
         MpiScenarios.UsesOutsideTaps(int.Parse(args[1]));
         break;
+    case "control-flow":
+        // control-flow: replicas whose forwards differ (a branch one takes, a layer one drops) on dp=2 processes
+        ControlFlowScenario.Run();
+        break;
     case "sequence":
         // sequence DP TP: the sequence-parallel stack on the mesh dp x tp
         MpiScenarios.SequenceEquivalence(new MeshShape(dp: int.Parse(args[1]), tp: int.Parse(args[2])));

@@ -38,6 +38,14 @@ namespace ModelParallel.Tests
             Assert.Contains("uses outside the taps ok on dp=2", job.Output);
         }
 
+        [Fact]
+        public void ReplicasWhoseForwardsDifferIssueTheirAllReducesInOneOrder()
+        {
+            var job = MpiJob.Run(2, "control-flow");
+            Assert.True(job.ExitCode == 0, job.Output);
+            Assert.Contains("replicas with different forwards ok on dp=2", job.Output);
+        }
+
         [Theory]
         [InlineData(1, 2)]
         [InlineData(2, 2)]

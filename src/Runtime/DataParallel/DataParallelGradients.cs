@@ -10,8 +10,10 @@ namespace ModelParallel.DataParallel
 {
     /// <summary>
     /// Averages a model's gradients over the data-parallel axis, in buckets. Parameters of Linear layers in
-    /// [ParallelModule] classes are tapped in forward; in backward, as soon as every gradient of a bucket has
-    /// arrived, the bucket's all-reduce starts (MPI_Iallreduce under MPI), overlapping the rest of backward.
+    /// [ParallelModule] classes are tapped in forward; in backward, as soon as every gradient of a bucket (and of the
+    /// buckets before it) has arrived, the bucket's all-reduce starts (MPI_Iallreduce under MPI), overlapping the rest of
+    /// backward. Buckets start in bucket order only, so replicas whose forwards differ issue the same all-reduces in the
+    /// same order.
     /// <see cref="Synchronize"/> (after backward, before the optimizer step) reduces what is left, waits, and
     /// replaces each gradient with its dp average. Sharded and replicated parameters are treated alike: each
     /// rank averages its local shard with the same shard on the other dp replicas.
@@ -24,7 +26,7 @@ namespace ModelParallel.DataParallel
     /// Gradients must be zeroed before each step (the usual optimizer.zero_grad()); within a pipeline step the
     /// micro-batches accumulate, and the buckets are held until the last forward (see PipelineExecutor).
     /// </summary>
-    public sealed class DataParallelGradients
+    public sealed partial class DataParallelGradients
     {
         /// <summary>Bucket size used when none is given: 4M elements (16 MB of float32).</summary>
         public const long DefaultBucketElements = 1L << 22;
@@ -39,6 +41,7 @@ namespace ModelParallel.DataParallel
         private readonly Parameter[] parameters; // by index
         private readonly bool tapping; // .grad can be watched: parameters are tapped, and Synchronize agrees on uses outside the taps
         private readonly List<GradientBucket> buckets = new();
+        private int next; // the first bucket not started in this step: buckets start in order
 
         private DataParallelGradients(torch.nn.Module model, RankContext context, long bucketElements)
         {
@@ -101,109 +104,6 @@ namespace ModelParallel.DataParallel
             bucket.Pending = communicator.StartAllReduce(bucket.Buffer, ReduceOp.Average);
         }
 
-        /// <summary>Reduces the buckets still waiting, waits for all, and writes the dp-averaged gradients back.</summary>
-        public void Synchronize()
-        {
-            if (communicator.Size == 1) return;
-            using var noGrad = torch.no_grad();
-            StartedDuringBackward = buckets.Count(b => b.Pending is not null);
-            var outside = Outside(out var written);
-            // Gradients that reached .grad outside the taps where the bucket had started: reduced on their own below.
-            var late = new List<(int Index, Parameter Parameter, torch.Tensor? Gradient)>();
-            foreach (var bucket in buckets)
-            {
-                bool started = bucket.Pending is not null;
-                for (int m = 0; m < bucket.Members.Count; m++)
-                {
-                    var (index, parameter) = bucket.Members[m];
-                    if (outside[index]) untapped[index] = true; // on every rank alike: the flags were reduced
-                    if (expected[index] == 0)
-                    {
-                        // Not tapped this step (so its bucket has not started): autograd's gradient is the whole of it.
-                        using var grad = parameter.grad;
-                        using var slice = bucket.Slice(m);
-                        if (grad is not null)
-                        {
-                            slice.copy_(grad.reshape(-1));
-                            bucket.MarkPresent(m);
-                        }
-                        else slice.zero_();
-                        continue;
-                    }
-                    if (!outside[index]) continue;
-                    if (started) late.Add((index, parameter, written[index]));
-                    else if (written[index] is { } gradient)
-                    {
-                        using (var slice = bucket.Slice(m)) slice.add_(gradient.reshape(-1));
-                        bucket.MarkPresent(m);
-                        gradient.Dispose();
-                    }
-                }
-                if (!started) Start(bucket);
-            }
-            foreach (var bucket in buckets) bucket.Pending!.Wait();
-            foreach (var (index, parameter, gradient) in late)
-            {
-                // This rank's part from outside the taps (none where its .grad was not written), averaged, plus the bucket's.
-                var part = gradient ?? torch.zeros_like(parameter);
-                using (CollectiveSite.Enter($"dp gradient of {names[index]}, used outside its layer"))
-                    communicator.AllReduce(part, ReduceOp.Average);
-                var (b, m) = slots[index];
-                using (var average = buckets[b].Slice(m).view(parameter.shape)) part.add_(average);
-                if (gradient is null) parameter.grad = part;
-                else gradient.Dispose();
-            }
-            foreach (var bucket in buckets)
-            {
-                var present = bucket.PresentAnywhere();
-                for (int m = 0; m < bucket.Members.Count; m++)
-                {
-                    var (index, parameter) = bucket.Members[m];
-                    if (late.Count > 0 && late.Any(l => l.Index == index)) continue; // written above
-                    if (!present[m]) continue; // no replica used it: it keeps no gradient, as on one device
-                    var average = bucket.Slice(m).view(parameter.shape);
-                    using var grad = parameter.grad;
-                    if (grad is not null) grad.copy_(average);
-                    else parameter.grad = average.clone();
-                }
-                bucket.Buffer.zero_();
-                bucket.Ready = 0;
-                bucket.Pending = null;
-            }
-            Array.Clear(expected);
-            Array.Clear(arrived);
-        }
-
-        /// <summary>
-        /// For each parameter, whether on any replica its .grad was written outside its taps since its first tap of the
-        /// step (one small all-reduce of flags, so every rank decides alike); <paramref name="written"/> holds this rank's
-        /// written gradients. Where .grad cannot be watched nothing is tapped, and there is nothing to agree on.
-        /// </summary>
-        private bool[] Outside(out torch.Tensor?[] written)
-        {
-            written = new torch.Tensor?[expected.Length];
-            var outside = new bool[expected.Length];
-            if (!tapping) return outside;
-            var flags = new float[expected.Length];
-            for (int i = 0; i < expected.Length; i++)
-            {
-                if (expected[i] == 0) continue;
-                var grad = parameters[i].grad;
-                if (marks[i].WrittenSince(grad))
-                {
-                    written[i] = grad;
-                    flags[i] = 1;
-                }
-                else grad?.Dispose();
-            }
-            using var agreed = torch.tensor(flags);
-            using (CollectiveSite.Enter("dp gradients used outside their layers"))
-                communicator.AllReduce(agreed, ReduceOp.Max);
-            var any = agreed.data<float>().ToArray();
-            for (int i = 0; i < any.Length; i++) outside[i] = any[i] != 0;
-            return outside;
-        }
-
         /// <summary>
         /// The name of a parameter whose tapped gradient waits in a bucket for <see cref="Synchronize"/> (its <c>.grad</c>
         /// lacks it until then), or null when none does.
@@ -238,12 +138,14 @@ namespace ModelParallel.DataParallel
             if (bucket.Pending is not null) return false;
             using (torch.no_grad())
             {
-                bucket.Slice(m).add_(gradient.reshape(-1));
+                // The first use's gradient of a step overwrites the slice (one pass less than adding it to zeros); later ones add.
+                using var slice = bucket.Slice(m);
+                using var flat = gradient.reshape(-1);
+                if (arrived[index] == 0) slice.copy_(flat);
+                else slice.add_(flat);
                 bucket.MarkPresent(m);
             }
-            if (++arrived[index] != expected[index] || Holding) return true;
-            if (++bucket.Ready == bucket.Members.Count && bucket.Members.All(x => expected[x.Index] > 0))
-                Start(bucket);
+            if (++arrived[index] == expected[index]) StartInOrder();
             return true;
         }
 
@@ -260,12 +162,19 @@ namespace ModelParallel.DataParallel
         internal void Release()
         {
             Holding = false;
-            foreach (var bucket in buckets.Where(b => b.Pending is null))
-            {
-                bucket.Ready = bucket.Members.Count(x => expected[x.Index] > 0 && arrived[x.Index] == expected[x.Index]);
-                if (bucket.Ready == bucket.Members.Count)
-                    Start(bucket);
-            }
+            StartInOrder();
+        }
+
+        /// <summary>
+        /// Starts the next buckets whose gradients have all arrived, in bucket order and never out of it: replicas whose
+        /// forwards differ (a branch one takes and another does not) complete buckets in different orders, and their
+        /// all-reduces must still be issued in one order. A bucket waiting for an earlier one starts when that one does,
+        /// or in <see cref="Synchronize"/>.
+        /// </summary>
+        private void StartInOrder()
+        {
+            while (!Holding && next < buckets.Count && buckets[next].Members.All(x => expected[x.Index] > 0 && arrived[x.Index] == expected[x.Index]))
+                Start(buckets[next++]);
         }
 
         private void Bucketize(List<(int Index, Parameter Parameter)> parameters, long bucketElements, torch.Device device)

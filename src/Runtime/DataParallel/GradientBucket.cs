@@ -35,9 +35,6 @@ namespace ModelParallel.DataParallel
         /// <summary>The flat gradients of the members, back to back, then the members' flags (see the constructor).</summary>
         public torch.Tensor Buffer { get; }
 
-        /// <summary>Members whose gradient has fully arrived during this backward.</summary>
-        public int Ready { get; set; }
-
         /// <summary>The running all-reduce, once started.</summary>
         public PendingCollective? Pending { get; set; }
 
@@ -48,6 +45,13 @@ namespace ModelParallel.DataParallel
         {
             using var flag = Buffer.narrow(0, elements + member, 1);
             flag.fill_(1);
+        }
+
+        /// <summary>Clears every member's flag, for the next step.</summary>
+        public void ClearFlags()
+        {
+            using var flags = Buffer.narrow(0, elements, Members.Count);
+            flags.zero_();
         }
 
         /// <summary>After the reduction: for each member, whether any replica had a gradient for it.</summary>

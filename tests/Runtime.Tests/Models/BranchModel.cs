@@ -23,10 +23,15 @@ namespace ModelParallel.Tests.Models
         /// <summary>Whether forward goes through the branch.</summary>
         public bool TakeBranch { get; set; }
 
+        /// <summary>Whether a branch taken is computed and then dropped: its layer runs, but no gradient comes back to it.</summary>
+        public bool DropBranch { get; set; }
+
         public override Tensor forward(Tensor x)
         {
             var h = up.forward(x);
-            return TakeBranch ? h + branch.forward(branchNorm.forward(h)) : h;
+            if (!TakeBranch) return h;
+            var side = branch.forward(branchNorm.forward(h));
+            return DropBranch ? h : h + side;
         }
     }
 
@@ -47,10 +52,15 @@ namespace ModelParallel.Tests.Models
 
         public bool TakeBranch { get; set; }
 
+        /// <summary>Whether a branch taken is computed and then dropped: its layer runs, but no gradient comes back to it.</summary>
+        public bool DropBranch { get; set; }
+
         public override Tensor forward(Tensor x)
         {
             var h = up.forward(x);
-            return TakeBranch ? h + branch.forward(branchNorm.forward(h)) : h;
+            if (!TakeBranch) return h;
+            var side = branch.forward(branchNorm.forward(h));
+            return DropBranch ? h : h + side;
         }
     }
 }
