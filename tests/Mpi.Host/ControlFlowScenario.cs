@@ -10,8 +10,8 @@ namespace ModelParallel.Tests
 {
     /// <summary>
     /// Replicas whose forwards differ, as processes: a branch one replica takes and the other does not, a layer one runs
-    /// and drops. Their buckets complete in different orders, and MPI needs their all-reduces issued in one order (else
-    /// it pairs buffers of different sizes). Every step's averaged gradients must equal one device on the whole batch.
+    /// and drops. Their buckets complete in different orders, and their all-reduces must still be issued in one order
+    /// (before buckets were ordered, the agreement check stopped this job with a collective mismatch). Every step's averaged gradients must equal one device on the whole batch.
     /// </summary>
     internal static class ControlFlowScenario
     {
