@@ -13,7 +13,8 @@ namespace ModelParallel.Benchmarks
     /// these benchmarks timed its MPI child from a parent that had just run libtorch itself, and the child was about
     /// 60 % slower than the same job started from a shell. Threads and MPI rows are started the same way, so they
     /// differ only in what they measure. Every child gets OPENBLAS_NUM_THREADS=1 and OMP_NUM_THREADS=1 (each rank sets
-    /// one intra-op thread itself).
+    /// one intra-op thread itself), and MALLOC_ARENA_MAX=1, the README's launch setting for threads (without it a rank
+    /// thread maps every tensor over 64 MB afresh; PyTorch's and MPI's ranks are main threads, which it does not change).
     /// </summary>
     internal static class ChildProcess
     {
@@ -45,6 +46,7 @@ namespace ModelParallel.Benchmarks
             var start = new ProcessStartInfo(program, arguments) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
             start.Environment["OPENBLAS_NUM_THREADS"] = "1";
             start.Environment["OMP_NUM_THREADS"] = "1";
+            start.Environment["MALLOC_ARENA_MAX"] = "1";
             using var process = Process.Start(start) ?? throw new InvalidOperationException($"could not start {program} (for mpiexec: apt-get install -y mpich libmpich-dev)");
             var error = process.StandardError.ReadToEndAsync();
             var output = process.StandardOutput.ReadToEndAsync();
