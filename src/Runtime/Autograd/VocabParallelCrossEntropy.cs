@@ -35,7 +35,7 @@ namespace ModelParallel.Autograd
             bool overwrite = (bool)vars[6];
             ctx.save_data("consumed", false);
             ctx.save_data("overwrite", overwrite);
-            long rows = logits.shape[0], local = logits.shape[1], real = Math.Clamp(vocabulary - start, 0, local);
+            long local = logits.shape[1], real = Math.Clamp(vocabulary - start, 0, local);
             using var scope = torch.NewDisposeScope();
 
             var mine = targets.ge(start).logical_and_(targets.lt(start + local));
@@ -110,8 +110,8 @@ namespace ModelParallel.Autograd
         public override List<torch.Tensor> backward(AutogradContext ctx, torch.Tensor gradOutput) =>
             BackwardGuard.Run(ctx, gradOutput, arguments: 7, grad =>
             {
-                // The caller's own buffer (overwrite) becomes the gradient; a caller's loss keeps its softmax, so that a
-                // second backward (retain_graph) gives the same gradient again.
+                // The caller's own buffer (overwrite) becomes the gradient; a caller's loss keeps its buffer and scales a
+                // copy, so that a second backward (retain_graph) gives the same gradient again.
                 bool overwrite = (bool)ctx.get_data("overwrite");
                 if (overwrite && ctx.get_data("consumed") is true)
                     throw new InvalidOperationException("VocabParallelLoss: backward ran twice through one pipeline loss; its buffer became the first gradient.");
