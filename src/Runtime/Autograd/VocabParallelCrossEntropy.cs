@@ -110,19 +110,19 @@ namespace ModelParallel.Autograd
         public override List<torch.Tensor> backward(AutogradContext ctx, torch.Tensor gradOutput) =>
             BackwardGuard.Run(ctx, gradOutput, arguments: 7, grad =>
             {
-                // The caller's own buffer (overwrite) becomes the gradient; a caller's loss keeps its buffer and scales a
-                // copy, so that a second backward (retain_graph) gives the same gradient again.
+                // The caller's own buffer (overwrite) becomes the gradient; a caller's loss keeps its buffer and writes the
+                // gradient to a new one (in the same pass that scales it), so that a second backward (retain_graph) gives
+                // the same gradient again.
                 bool overwrite = (bool)ctx.get_data("overwrite");
                 if (overwrite && ctx.get_data("consumed") is true)
                     throw new InvalidOperationException("VocabParallelLoss: backward ran twice through one pipeline loss; its buffer became the first gradient.");
                 ctx.save_data("consumed", true);
                 var saved = ctx.get_saved_variables();
                 var (exponentials, column, hit, softmaxScale) = (saved[0], saved[1], saved[2], saved[3]);
-                var gradient = overwrite ? exponentials : exponentials.clone();
                 // (softmax − one-hot) × d(loss)/d(row loss), times the loss's gradient: one pass over the buffer.
                 using var rowScale = (softmaxScale * grad).unsqueeze(1);
                 using var hitScale = (hit * grad).neg_().unsqueeze(1);
-                gradient.mul_(rowScale);
+                var gradient = overwrite ? exponentials.mul_(rowScale) : exponentials.mul(rowScale);
                 return gradient.scatter_add_(1, column.unsqueeze(1), hitScale);
             });
     }
