@@ -128,8 +128,8 @@ namespace ModelParallel.DataParallel
         }
 
         /// <summary>
-        /// In backward: one use's gradient of a parameter, added to its bucket; starts the bucket's all-reduce when it is
-        /// complete. False when the bucket has already started: the gradient then goes on to .grad.
+        /// In backward: one use's gradient of a parameter, added to its bucket; starts the bucket's all-reduce when it and
+        /// every bucket before it are complete. False when the bucket has already started: the gradient then goes on to .grad.
         /// </summary>
         internal bool Arrive(int index, torch.Tensor gradient)
         {
@@ -158,7 +158,7 @@ namespace ModelParallel.DataParallel
         /// <summary>Holds the buckets (see <see cref="Holding"/>).</summary>
         internal void Hold() => Holding = true;
 
-        /// <summary>Ends the hold: starts every bucket whose gradients are already complete; the rest start as they complete.</summary>
+        /// <summary>Ends the hold: starts, in order, the buckets whose gradients are already complete; the rest start as they complete.</summary>
         internal void Release()
         {
             Holding = false;
