@@ -33,13 +33,12 @@ namespace ModelParallel.DataParallel
                     {
                         // Not tapped this step: autograd's gradient is the whole of it.
                         using var grad = parameter.grad;
-                        if (grad is null)
+                        if (grad is null) slice.zero_();
+                        else
                         {
-                            slice.zero_();
-                            continue;
+                            slice.copy_(grad.reshape(-1));
+                            bucket.MarkPresent(m);
                         }
-                        slice.copy_(grad.reshape(-1));
-                        bucket.MarkPresent(m);
                         continue;
                     }
                     // Tapped, but no gradient came back (its output did not reach the loss): the slice still holds the last
