@@ -18,7 +18,7 @@ if (args.Length > 0 && args[0] == "--ours") return Ours.Run(args[1], args[2], in
 int rounds = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 3;
 var models = args.Length > 1 ? args[1].Split(',') : new[] { "mlp", "block", "gpt" };
 if (!Launch.EnsurePrerequisites()) return 2;
-var steps = new Dictionary<string, int> { ["mlp"] = 20, ["block"] = 20, ["gpt"] = 4 };
+var steps = new Dictionary<string, int> { ["mlp"] = 40, ["block"] = 40, ["gpt"] = 4 };
 var runs = (from model in models
             from mesh in model == "gpt" ? new[] { "one", "tp", "dp", "pp" } : new[] { "one", "tp", "dp" }
             from side in mesh == "one" ? new[] { Side.Threads, Side.PyTorch } : new[] { Side.Threads, Side.Mpi, Side.PyTorch }

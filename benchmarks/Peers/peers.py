@@ -349,9 +349,7 @@ def rank_main(rank, world, model, mesh, steps, port):
         dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
     TP = world if mesh == "tp" else 1
     step = build_gpt(mesh) if model == "gpt" else build(model, mesh)
-    first = step()
-    for _ in range(2):
-        step()
+    first = warm_up(step, world)
     if world > 1:
         dist.barrier()
     phases = getattr(step, "phases", None)
@@ -371,6 +369,22 @@ def rank_main(rank, world, model, mesh, steps, port):
         os.write(1, f"\nRESULT {elapsed * 1e3}\n".encode())
     if rank == (world - 1 if mesh == "pp" else 0):  # the last pipeline stage holds the loss
         os.write(1, f"\nLOSS {first}\n".encode())
+
+
+def warm_up(step, world, minimum=3, seconds=3.0):
+    """Steps until at least `minimum` steps and `seconds` have passed, by the rule of ours (StepTiming.Warmup, which .NET's
+    tiered JIT needs); the ranks agree on the end by one all-reduce a step. Returns the first step's loss."""
+    start, first, done = time.perf_counter(), None, 0
+    while True:
+        if done >= minimum:
+            more = torch.tensor([1.0 if time.perf_counter() - start < seconds else 0.0])
+            if world > 1:
+                dist.all_reduce(more, op=dist.ReduceOp.MAX)
+            if more.item() == 0:
+                return first
+        loss = step()
+        first = loss if done == 0 else first
+        done += 1
 
 
 def profile():

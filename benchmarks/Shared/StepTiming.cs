@@ -1,6 +1,7 @@
 using System;
 using System.Diagnostics;
 using ModelParallel.DataParallel;
+using ModelParallel.Communication;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -10,13 +11,36 @@ namespace ModelParallel.Benchmarks
     internal static class StepTiming
     {
         /// <summary>
-        /// Milliseconds per step on this rank: <paramref name="warmup"/> steps first, then the mean of
-        /// <paramref name="steps"/> between world barriers, so every rank times the same steps.
+        /// The least time a benchmark warms up for before it times. .NET's tiered JIT recompiles the hot code on a background
+        /// thread during about the first two seconds of a run; on threads with a core per rank, that thread takes one rank's
+        /// core while the other rank waits for it at the next collective. The MLP stack at tp = 2 on threads stepped in
+        /// 56 ms during its first 20 steps and in 38 ms from its 40th on (37 ms from the start with the JIT's tiers off).
+        /// PyTorch's side (benchmarks/Peers/peers.py) warms up by the same rule.
+        /// </summary>
+        public static readonly TimeSpan Warmup = TimeSpan.FromSeconds(3);
+
+        /// <summary>
+        /// Milliseconds per step on this rank: at least <paramref name="warmup"/> steps and <see cref="Warmup"/> first, then
+        /// the mean of <paramref name="steps"/> between world barriers, so every rank times the same steps. The ranks agree
+        /// on the end of the warm-up by one all-reduce a step (the longest any rank wants), so they run the same steps.
         /// </summary>
         public static double Milliseconds(int warmup, int steps, Action step)
         {
             var world = RankContext.Current!.World;
-            for (int i = 0; i < warmup; i++) step();
+            var warming = Stopwatch.StartNew();
+            using (var more = torch.zeros(1))
+            {
+                for (int i = 0; ; i++)
+                {
+                    if (i >= warmup)
+                    {
+                        more.fill_(warming.Elapsed < Warmup ? 1 : 0);
+                        world.AllReduce(more, ReduceOp.Max);
+                        if (more.item<float>() == 0) break;
+                    }
+                    step();
+                }
+            }
             world.Barrier();
             var clock = Stopwatch.StartNew();
             for (int i = 0; i < steps; i++) step();
