@@ -62,7 +62,8 @@ return 0;
 
 static GptConfig Config(long width) => new(Vocabulary: 50257, Width: width, Depth: 4, Heads: width / 32, Context: 64);
 
-// One row as one process (ranks as threads), or as one rank of an mpiexec job: seconds per step after two warm-up steps, on random tokens.
+// One row as one process (ranks as threads), or as one rank of an mpiexec job: seconds per step after a warm-up of at
+// least two steps and StepTiming.Warmup, on random tokens.
 static int Child(string axis, long width, int steps)
 {
     torch.set_num_threads(1);

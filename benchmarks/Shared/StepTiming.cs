@@ -14,8 +14,8 @@ namespace ModelParallel.Benchmarks
         /// The least time a benchmark warms up for before it times. .NET's tiered JIT recompiles the hot code on a background
         /// thread during about the first two seconds of a run; on threads with a core per rank, that thread takes one rank's
         /// core while the other rank waits for it at the next collective. The MLP stack at tp = 2 on threads stepped in
-        /// 56 ms during its first 20 steps and in 38 ms from its 40th on (37 ms from the start with the JIT's tiers off).
-        /// PyTorch's side (benchmarks/Peers/peers.py) warms up by the same rule.
+        /// 56 ms during its first 20 steps and in 38 ms from its 40th on (with the JIT's tiers off: 49 ms in its first 10,
+        /// 38 after). PyTorch's side (benchmarks/Peers/peers.py) warms up by the same rule.
         /// </summary>
         public static readonly TimeSpan Warmup = TimeSpan.FromSeconds(3);
 
@@ -50,7 +50,8 @@ namespace ModelParallel.Benchmarks
 
         /// <summary>
         /// A model trained on a fixed normal input of shape <paramref name="input"/> (seed 3; each dp rank its rows,
-        /// its gradients averaged over dp) with Adam (lr 1e-4) on mean(y²): milliseconds per step after 3 warm-up steps.
+        /// its gradients averaged over dp) with Adam (lr 1e-4) on mean(y²): milliseconds per step after the warm-up of
+        /// <see cref="Milliseconds"/> (at least 3 steps).
         /// </summary>
         public static double Stack(nn.Module<Tensor, Tensor> model, long[] input, int steps)
         {
