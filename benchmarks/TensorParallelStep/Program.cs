@@ -16,7 +16,7 @@ using static TorchSharp.torch;
 const long Width = 512, Hidden = 2048, Batch = 64;
 const int Depth = 4;
 if (args.Length > 0 && args[0] == "--child") return Child(args[1], int.Parse(args[2]));
-int rounds = args.Length > 0 ? int.Parse(args[0]) : 5, steps = args.Length > 1 ? int.Parse(args[1]) : 20;
+int rounds = args.Length > 0 ? int.Parse(args[0]) : 5, steps = args.Length > 1 ? int.Parse(args[1]) : 40;
 
 // Every measurement is its own process (ChildProcess): this driver never loads libtorch, so the MPI row times what a
 // user's mpiexec job gets, and the thread rows start the same way.
