@@ -23,8 +23,9 @@ namespace ModelParallel.Benchmarks
         /// Milliseconds per step on this rank: at least <paramref name="warmup"/> steps and <see cref="Warmup"/> first, then
         /// the mean of <paramref name="steps"/> between world barriers, so every rank times the same steps. The ranks agree
         /// on the end of the warm-up by one all-reduce a step (the longest any rank wants), so they run the same steps.
+        /// <paramref name="timing"/> runs once, after the warm-up, before the first timed step.
         /// </summary>
-        public static double Milliseconds(int warmup, int steps, Action step)
+        public static double Milliseconds(int warmup, int steps, Action step, Action? timing = null)
         {
             var world = RankContext.Current!.World;
             var warming = Stopwatch.StartNew();
@@ -41,6 +42,7 @@ namespace ModelParallel.Benchmarks
                     step();
                 }
             }
+            timing?.Invoke();
             world.Barrier();
             var clock = Stopwatch.StartNew();
             for (int i = 0; i < steps; i++) step();
@@ -71,17 +73,11 @@ namespace ModelParallel.Benchmarks
                 phases[index] += clock.Elapsed.TotalMilliseconds;
                 clock.Restart();
             }
-            int done = 0, collections = 0;
+            int collections = 0;
             var paused = TimeSpan.Zero;
             double ms = Milliseconds(3, steps, () =>
             {
                 using var scope = torch.NewDisposeScope();
-                if (done++ == 3 && phases is not null)
-                {
-                    Array.Clear(phases);
-                    collections = GC.CollectionCount(0);
-                    paused = GC.GetTotalPauseDuration();
-                }
                 clock.Restart();
                 optimizer.zero_grad();
                 var loss = model.forward(x).square().mean();
@@ -92,6 +88,12 @@ namespace ModelParallel.Benchmarks
                 Phase(2);
                 optimizer.step();
                 Phase(3);
+            }, timing: () =>
+            {
+                if (phases is null) return;
+                Array.Clear(phases); // the timed steps only
+                collections = GC.CollectionCount(0);
+                paused = GC.GetTotalPauseDuration();
             });
             if (phases is not null)
                 Console.WriteLine(FormattableString.Invariant(
