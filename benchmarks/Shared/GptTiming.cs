@@ -16,6 +16,8 @@ namespace ModelParallel.Benchmarks
         /// </summary>
         public static double Milliseconds(GptConfig config, MeshShape mesh, int warmup, int steps)
         {
+            // Steps shapes only the learning-rate schedule: a warm-up longer than `warmup` steps (StepTiming.Warmup) runs
+            // past it, which changes the rate's values and not the time a step takes.
             var options = new TrainingOptions(config, mesh) { Microbatches = mesh.Pp > 1 ? 4 : 1, Batch = GlobalBatch / mesh.Dp, Steps = warmup + steps };
             var training = new GptTraining(options);
             var context = RankContext.Current!;
